@@ -1,0 +1,347 @@
+"""``ledgermind.Client``: the one Python API. The CLI is a thin layer over it.
+
+    from ledgermind import Client
+    with Client(home="/tmp/lm") as lm:
+        data = lm.register_dataset("patients.csv", licence="CC-BY-4.0")
+        model = lm.register_model("model.onnx", trained_on=[data.digest])
+        assert lm.verify("model.onnx").ok
+        lm.export_bundle(model.digest, "model.bundle.json")
+    Client.verify_bundle("model.bundle.json", "model.onnx").ok   # offline, no home needed
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from eth_account.signers.local import LocalAccount
+
+from ledgermind.accounts import DEV_PASSWORD, Keystore
+from ledgermind.config import Settings, load_settings
+from ledgermind.errors import InvalidInputError, NotFoundError, StorageError
+from ledgermind.fingerprint import Fingerprint, FingerprintCache, fingerprint
+from ledgermind.ledger import Ledger
+from ledgermind.log import NoteSigner
+from ledgermind.log.fsck import FsckReport, fsck
+from ledgermind.log.store import LogStore
+from ledgermind.registry import Registration, Registry, RegistryIndex, VerifyReport, verify_bundle
+from ledgermind.registry.verify import (
+    BUNDLE_MEDIA_TYPE,
+    ProvenEntry,
+    bundle_entry,
+    check_entry,
+    check_fingerprint,
+    check_subject,
+    lineage_refs,
+)
+from ledgermind.store import BlobStore
+
+Progress = Callable[[int, int], None]
+
+
+def log_signer(key_path: Path) -> NoteSigner:
+    """The log's Ed25519 signer, created on first use (key file mode 0600). Its name is the log origin."""
+    if key_path.exists():
+        pem = key_path.read_bytes()
+        probe = NoteSigner.from_pem("probe", pem)
+    else:
+        probe = NoteSigner.generate("probe")
+        key_path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(probe.private_pem())
+        pem = probe.private_pem()
+    origin = "ledgermind.local/" + hashlib.sha256(probe.public_key).hexdigest()[:16]
+    return NoteSigner.from_pem(origin, pem)
+
+
+class Client:
+    """Everything ledgermind does, against one LEDGERMIND_HOME. Open resources lazily; ``close()`` them."""
+
+    def __init__(
+        self,
+        home: str | os.PathLike[str] | None = None,
+        *,
+        account: str | None = None,
+        password: str | None = None,
+        settings: Settings | None = None,
+    ) -> None:
+        self.settings = settings or load_settings(home, account=account, password=password)
+        self.keystore = Keystore(self.settings.keystore_dir)
+        self._store: LogStore | None = None
+        self._ledger: Ledger | None = None
+        self._registry: Registry | None = None
+        self._cache: FingerprintCache | None = None
+        self._account: LocalAccount | None = None
+        self.dev_account_created = False
+
+    # ------------------------------------------------------------------ lifecycle
+    def close(self) -> None:
+        for closer in (self._ledger, self._store, self._cache):
+            if closer is not None:
+                closer.close()
+        if self._registry is not None:
+            self._registry.index.close()
+        self._store = self._ledger = self._registry = self._cache = None
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _log(self, write: bool = False) -> LogStore:
+        if self._store is None:
+            if not write and not self.settings.log_path.exists():
+                raise NotFoundError(f"no ledger in {self.settings.home} yet: register something first")
+            self._store = LogStore(
+                self.settings.log_path,
+                log_signer(self.settings.log_key_path),
+                max_batch=self.settings.log_max_batch,
+                max_latency=self.settings.log_max_latency,
+            )
+        return self._store
+
+    @property
+    def ledger(self) -> Ledger:
+        if self._ledger is None:
+            self._ledger = Ledger(self._log(write=True))
+        return self._ledger
+
+    @property
+    def registry(self) -> Registry:
+        if self._registry is None:
+            self._log()  # reads need an existing log; writes create it through .ledger first
+            self._registry = Registry(self.ledger, RegistryIndex(self.settings.index_path), self.blobs, self.cache)
+        return self._registry
+
+    def _writing_registry(self) -> Registry:
+        self._log(write=True)
+        return self.registry
+
+    @property
+    def blobs(self) -> BlobStore:
+        return BlobStore(self.settings.blobs_dir)
+
+    @property
+    def cache(self) -> FingerprintCache:
+        if self._cache is None:
+            self.settings.home.mkdir(parents=True, exist_ok=True)
+            self._cache = FingerprintCache(self.settings.fingerprint_cache_path)
+        return self._cache
+
+    # ------------------------------------------------------------------ accounts
+    def accounts(self) -> list[dict[str, Any]]:
+        default = self.keystore.default()
+        return [{"address": a, "default": a == default} for a in self.keystore.addresses()]
+
+    def new_account(self, password: str | None = None, make_default: bool = False) -> str:
+        address = self.keystore.create(self.settings.password if password is None else password or DEV_PASSWORD)
+        if make_default:
+            self.keystore.set_default(address)
+        return address
+
+    def account(self) -> LocalAccount:
+        """The acting account: --account / LEDGERMIND_ACCOUNT, else the default (created on first use)."""
+        if self._account is None:
+            if self.settings.account:
+                address = self.keystore.resolve(self.settings.account)
+            else:
+                address, self.dev_account_created = self.keystore.ensure_default()
+            self._account = self.keystore.unlock(address, self.settings.password or DEV_PASSWORD)
+        return self._account
+
+    # ------------------------------------------------------------------ registry
+    def register_dataset(self, path: str | os.PathLike[str], *, progress: Progress | None = None, **kw: Any) -> Registration:
+        """Register a dataset file or folder (see Registry.register_dataset for the options)."""
+        account = self.account()
+        return self._writing_registry().register_dataset(path, account, progress=progress, **kw)
+
+    def register_model(
+        self, path: str | os.PathLike[str], *, trained_on: list[str], progress: Progress | None = None, **kw: Any
+    ) -> Registration:
+        """Register a model with its lineage (datasets it was trained on, parent models)."""
+        account = self.account()
+        return self._writing_registry().register_model(path, account, trained_on=trained_on, progress=progress, **kw)
+
+    def record_event(self, *, domain: str, type: str, data: dict[str, Any] | None = None, related: list[str] = ()) -> Registration:  # type: ignore[assignment]
+        account = self.account()
+        return self._writing_registry().record_event(account, domain=domain, type=type, data=data, related=list(related))
+
+    def record_evaluation(self, *, model: str, dataset: str, metrics: dict[str, float]) -> Registration:
+        account = self.account()
+        return self._writing_registry().record_evaluation(account, model=model, dataset=dataset, metrics=metrics)
+
+    def lineage(self, ref: str) -> dict[str, Any]:
+        return self.registry.lineage(ref)
+
+    def assets(self, kind: str | None = None) -> list[dict[str, Any]]:
+        return [
+            {"id": r.digest, "kind": r.kind, "name": r.name, "logIndex": r.log_index, "signer": r.signer,
+             "registeredAt": r.registered_at}
+            for r in self.registry.assets(kind)
+        ]
+
+    def show(self, ref: str) -> dict[str, Any]:
+        """An asset's registration statement and every later statement about it."""
+        row = self.registry.resolve(ref)
+        statement = self.ledger.read(row.log_index)
+        about = [
+            {"logIndex": i, "predicateType": t, "signer": s}
+            for i, t, s in self.registry.index.statements_about(row.digest)
+        ]
+        return {
+            "id": row.digest, "kind": row.kind, "name": row.name, "logIndex": row.log_index, "signer": row.signer,
+            "statement": statement.statement.to_json(), "statements": about,
+        }
+
+    # ------------------------------------------------------------------ verification
+    def _proven(self, index: int) -> ProvenEntry:
+        proof = self.ledger.prove(index)
+        return ProvenEntry(index, self._log().entry(index), proof.tree_size, proof.root, proof.hashes, proof.checkpoint.note)
+
+    def verify(self, target: str | os.PathLike[str], *, progress: Progress | None = None) -> VerifyReport:
+        """Verify a file/folder (by its bytes) or a registered asset (by id or name) against the log.
+
+        Raises NotFoundError when nothing registered matches the target.
+        """
+        reg = self.registry
+        reg.sync()
+        path = Path(target).expanduser()
+        fp: Fingerprint | None = None
+        if path.exists():
+            fp = fingerprint(path, cache=self.cache, progress=progress)
+            row = reg.index.asset(fp.digest)
+            if row is None:
+                known = reg.index.digest_for_path(path)
+                row = reg.index.asset(known) if known else None
+            if row is None:
+                raise NotFoundError(f"nothing registered matches {path} (sha256:{fp.digest})")
+        else:
+            row = reg.resolve(str(target))
+            fp = self._fingerprint_from_store(row.digest)
+        report = VerifyReport(target=str(target))
+        store = self._log()
+        statement = check_entry(report, self._proven(row.log_index), store.verifier)
+        check_subject(report, statement, row.digest)
+        manifest = statement.statement.predicate.get("manifest") if statement else None
+        check_fingerprint(report, row.digest, fp, manifest)
+        report.sort()
+        self._verify_lineage(report, statement, set())
+        return report
+
+    def _verify_lineage(self, report: VerifyReport, statement: Any, seen: set[str]) -> None:
+        for digest in lineage_refs(statement):
+            if digest in seen:
+                continue
+            seen.add(digest)
+            row = self.registry.index.asset(digest)
+            if row is None:
+                report.add(f"lineage {digest[:12]}", False, "ancestor is not registered in this log")
+                continue
+            sub = VerifyReport(target=digest)
+            parent = check_entry(sub, self._proven(row.log_index), self._log().verifier)
+            check_subject(sub, parent, digest)
+            failed = "; ".join(f"{c.name}: {c.detail}" for c in sub.checks if c.status == "FAIL")
+            report.add(
+                f"lineage {digest[:12]}", sub.ok,
+                f"{row.kind} {row.name!r} at log index {row.log_index} verified" if sub.ok else failed,
+            )
+            self._verify_lineage(report, parent, seen)
+
+    def _fingerprint_from_store(self, digest: str) -> Fingerprint | None:
+        if self.blobs.manifest(digest) is None:
+            return None
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = self.blobs.materialize(digest, Path(tmp) / "asset")
+            return fingerprint(folder)
+
+    # ------------------------------------------------------------------ bundles
+    def bundle(self, ref: str) -> dict[str, Any]:
+        """A self-contained bundle of the asset and its whole lineage, proven against one checkpoint."""
+        row = self.registry.resolve(ref)
+        store = self._log()
+        vkey = store.verifier.vkey()
+        out = {"mediaType": BUNDLE_MEDIA_TYPE, **bundle_entry(self._proven(row.log_index), store.origin, vkey)}
+        lineage: list[dict[str, Any]] = []
+        todo, seen = [row.digest], {row.digest}
+        while todo:
+            for parent, _ in self.registry.index.parents(todo.pop()):
+                prow = self.registry.index.asset(parent)
+                if prow is None or parent in seen:
+                    continue
+                seen.add(parent)
+                lineage.append(bundle_entry(self._proven(prow.log_index), store.origin, vkey))
+                todo.append(parent)
+        out["lineage"] = lineage
+        return out
+
+    def export_bundle(self, ref: str, path: str | os.PathLike[str]) -> Path:
+        out = Path(path).expanduser()
+        data = json.dumps(self.bundle(ref), indent=2).encode()
+        tmp = out.with_name(out.name + ".tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, out)
+        return out
+
+    @staticmethod
+    def verify_bundle(
+        bundle_path: str | os.PathLike[str], path: str | os.PathLike[str] | None = None, *, log_key: str | None = None,
+        progress: Progress | None = None,
+    ) -> VerifyReport:
+        """Verify a bundle offline (no LEDGERMIND_HOME, no log), and the local bytes at ``path`` if given."""
+        bp = Path(bundle_path).expanduser()
+        if not bp.is_file():
+            raise NotFoundError(f"no such bundle file: {bp}")
+        try:
+            bundle = json.loads(bp.read_bytes())
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise InvalidInputError(f"bundle {bp} is not JSON: {e}") from e
+        fp = fingerprint(Path(path).expanduser(), progress=progress) if path is not None else None
+        report = verify_bundle(bundle, fp, log_key)
+        report.target = str(path) if path is not None else str(bp)
+        return report
+
+    # ------------------------------------------------------------------ log
+    def log_info(self) -> dict[str, Any]:
+        store = self._log()
+        cp = store.latest_checkpoint()
+        return {
+            "path": str(store.path),
+            "origin": store.origin,
+            "publicKey": store.verifier.vkey(),
+            "size": store.size(),
+            "root": cp.root.hex() if cp else None,
+            "checkpoint": cp.note.decode() if cp else None,
+        }
+
+    def checkpoint(self) -> str:
+        cp = self._log().latest_checkpoint()
+        if cp is None:
+            raise NotFoundError("the log has not signed a checkpoint yet")
+        return cp.note.decode()
+
+    def fsck(self) -> FsckReport:
+        return fsck(self._log())
+
+    def entry(self, index: int) -> dict[str, Any]:
+        """A log entry, re-verified, with its inclusion proof against the latest checkpoint."""
+        statement = self.ledger.read(index)
+        proof = self.ledger.prove(index)
+        return {
+            "logIndex": index,
+            "signer": statement.signer,
+            "statement": statement.statement.to_json(),
+            "inclusionProof": {
+                "logIndex": str(index), "treeSize": str(proof.tree_size), "rootHash": proof.root.hex(),
+                "hashes": [h.hex() for h in proof.hashes],
+            },
+        }
+
+
+__all__ = ["Client", "StorageError"]

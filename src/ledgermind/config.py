@@ -1,0 +1,84 @@
+"""Settings, read once: command-line flags over environment variables over ``LEDGERMIND_HOME/config.toml``.
+
+Environment variables: LEDGERMIND_HOME (data folder, default ~/.ledgermind), LEDGERMIND_ACCOUNT (the
+acting account's address), LEDGERMIND_PASSWORD (keystore password; dev accounts use an empty one).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ledgermind.errors import InvalidInputError
+
+DEFAULT_HOME = Path("~/.ledgermind")
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    account: str | None = None
+    password: str | None = None
+    log_max_batch: int = 50_000
+    log_max_latency: float = 0.001
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def log_path(self) -> Path:
+        return self.home / "log.sqlite"
+
+    @property
+    def log_key_path(self) -> Path:
+        return self.home / "log.key"
+
+    @property
+    def index_path(self) -> Path:
+        return self.home / "index.sqlite"
+
+    @property
+    def keystore_dir(self) -> Path:
+        return self.home / "keystore"
+
+    @property
+    def blobs_dir(self) -> Path:
+        return self.home / "blobs"
+
+    @property
+    def fingerprint_cache_path(self) -> Path:
+        return self.home / "fingerprints.sqlite"
+
+
+def load_settings(home: str | os.PathLike[str] | None = None, **flags: Any) -> Settings:
+    """Resolve settings. ``flags`` set to None fall through to the environment, then the config file."""
+    home_path = Path(home or os.environ.get("LEDGERMIND_HOME") or DEFAULT_HOME).expanduser()
+    if home_path.exists() and not home_path.is_dir():
+        raise InvalidInputError(f"LEDGERMIND_HOME {home_path} is not a folder")
+    file_values: dict[str, Any] = {}
+    config = home_path / "config.toml"
+    if config.is_file():
+        try:
+            file_values = tomllib.loads(config.read_text())
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+            raise InvalidInputError(f"{config} is not valid TOML: {e}") from e
+
+    def pick(name: str, env: str | None, default: Any) -> Any:
+        if flags.get(name) is not None:
+            return flags[name]
+        if env and os.environ.get(env) is not None:
+            return os.environ[env]
+        return file_values.get(name, default)
+
+    try:
+        return Settings(
+            home=home_path,
+            account=pick("account", "LEDGERMIND_ACCOUNT", None),
+            password=pick("password", "LEDGERMIND_PASSWORD", None),
+            log_max_batch=int(pick("log_max_batch", "LEDGERMIND_LOG_MAX_BATCH", 50_000)),
+            log_max_latency=float(pick("log_max_latency", "LEDGERMIND_LOG_MAX_LATENCY", 0.001)),
+            extra={k: v for k, v in file_values.items() if k not in {"account", "password", "log_max_batch", "log_max_latency"}},
+        )
+    except ValueError as e:
+        raise InvalidInputError(f"bad setting: {e}") from e

@@ -1,0 +1,265 @@
+"""in-toto Statement v1 and ledgermind's versioned predicate types.
+
+A statement says something (the predicate) about one or more artifacts (the subjects, by SHA-256).
+Every predicate type lives under one namespace and carries its version in its URI; a statement with
+an unknown predicate type is rejected (deny by default). Later capabilities register their own types
+with ``register_predicate``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from ledgermind.errors import InvalidInputError
+from ledgermind.statements.canonical import canonical_json
+
+STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
+PREDICATE_NAMESPACE = "https://ledgermind.dev/attestations/"
+
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+_ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
+
+
+def utc_now() -> str:
+    """Current time as RFC 3339 UTC with second precision, the form every predicate uses."""
+    return datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+Digest = str  # 64 lowercase hex characters
+
+
+def _check_digest(v: str) -> str:
+    if not isinstance(v, str) or not _HEX64.match(v):
+        raise ValueError("must be 64 lowercase hex characters (a SHA-256 digest)")
+    return v
+
+
+class Subject(_Strict):
+    name: str = Field(min_length=1, max_length=1024)
+    digest: dict[str, str]
+
+    @field_validator("digest")
+    @classmethod
+    def _sha256(cls, v: dict[str, str]) -> dict[str, str]:
+        if "sha256" not in v:
+            raise ValueError("digest must include sha256")
+        _check_digest(v["sha256"])
+        return v
+
+
+class AssetRef(_Strict):
+    """A reference to another registered asset, by digest (the log index is a hint for readers)."""
+
+    digest: str
+    name: str | None = None
+    logIndex: int | None = Field(default=None, ge=0)
+
+    _d = field_validator("digest")(classmethod(lambda cls, v: _check_digest(v)))
+
+
+class FileEntry(_Strict):
+    path: str
+    size: int = Field(ge=0)
+    sha256: str
+
+
+class Manifest(_Strict):
+    type: Literal["ledgermind/manifest/v1"]
+    shardSize: int = Field(gt=0)
+    files: list[FileEntry] = Field(min_length=1)
+
+
+class Column(_Strict):
+    name: str
+    type: str
+
+
+class SchemaSummary(_Strict):
+    format: str
+    columns: list[Column] = []
+    label: str | None = None
+
+
+JSONScalar = str | int | float | bool | None
+
+
+class DatasetV1(_Strict):
+    """A dataset was registered: where it came from, under what terms, what it holds."""
+
+    name: str = Field(min_length=1, max_length=200)
+    source: str | None = None
+    licence: str | None = None
+    schema_: SchemaSummary | None = Field(default=None, alias="schema")
+    rows: int | None = Field(default=None, ge=0)
+    consent: bool | None = None  # personal data in it was collected with the subjects' consent
+    containsPii: bool | None = None
+    size: int = Field(ge=0)
+    cid: str | None = None
+    manifest: Manifest | None = None  # omitted for very large folders; the subject digest still binds it
+    registeredAt: str
+
+
+class ModelV1(_Strict):
+    """A model was registered, with its lineage: the datasets it was trained on and its parent models."""
+
+    name: str = Field(min_length=1, max_length=200)
+    framework: str | None = None
+    format: str | None = None
+    hyperparameters: dict[str, Any] = {}
+    trainingDatasets: list[AssetRef] = []
+    parentModels: list[AssetRef] = []
+    codeRevision: str | None = None
+    metrics: dict[str, float] = {}
+    size: int = Field(ge=0)
+    cid: str | None = None
+    manifest: Manifest | None = None
+    registeredAt: str
+
+
+class EvaluationV1(_Strict):
+    """A model was evaluated on a dataset with these results."""
+
+    model: AssetRef
+    dataset: AssetRef
+    metrics: dict[str, float]
+    evaluatedAt: str
+
+
+class InferenceReceiptV1(_Strict):
+    """A provider ran a model on an input and answered with an output."""
+
+    model: AssetRef
+    inputDigest: str
+    outputDigest: str
+    provider: str
+    time: str
+    price: str | None = None
+    channel: str | None = None
+
+    _i = field_validator("inputDigest", "outputDigest")(classmethod(lambda cls, v: _check_digest(v)))
+
+    @field_validator("provider")
+    @classmethod
+    def _addr(cls, v: str) -> str:
+        if not _ADDRESS.match(v):
+            raise ValueError("must be a 0x-prefixed 20-byte address")
+        return v
+
+
+class EventV1(_Strict):
+    """A domain event, e.g. a supply-chain step or an energy meter reading, tied to its subjects."""
+
+    domain: str = Field(min_length=1, max_length=100)
+    type: str = Field(min_length=1, max_length=100)
+    time: str
+    data: dict[str, Any] = {}
+    related: list[AssetRef] = []
+
+
+DATASET = PREDICATE_NAMESPACE + "dataset/v1"
+MODEL = PREDICATE_NAMESPACE + "model/v1"
+EVALUATION = PREDICATE_NAMESPACE + "evaluation/v1"
+INFERENCE_RECEIPT = PREDICATE_NAMESPACE + "inference-receipt/v1"
+EVENT = PREDICATE_NAMESPACE + "event/v1"
+
+_PREDICATES: dict[str, type[BaseModel]] = {
+    DATASET: DatasetV1,
+    MODEL: ModelV1,
+    EVALUATION: EvaluationV1,
+    INFERENCE_RECEIPT: InferenceReceiptV1,
+    EVENT: EventV1,
+}
+
+
+def register_predicate(predicate_type: str, model: type[BaseModel]) -> None:
+    """Allow statements of ``predicate_type`` (must live under PREDICATE_NAMESPACE and end in /vN)."""
+    if not predicate_type.startswith(PREDICATE_NAMESPACE) or not re.search(r"/v\d+$", predicate_type):
+        raise ValueError(f"predicate type {predicate_type!r} must be {PREDICATE_NAMESPACE}<name>/v<N>")
+    _PREDICATES[predicate_type] = model
+
+
+def predicate_types() -> list[str]:
+    return sorted(_PREDICATES)
+
+
+@dataclass(frozen=True)
+class Statement:
+    """A validated in-toto Statement v1."""
+
+    subjects: tuple[tuple[str, str], ...]  # (name, sha256 hex)
+    predicate_type: str
+    predicate: dict[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "_type": STATEMENT_TYPE,
+            "subject": [{"name": n, "digest": {"sha256": d}} for n, d in self.subjects],
+            "predicateType": self.predicate_type,
+            "predicate": self.predicate,
+        }
+
+    def to_bytes(self) -> bytes:
+        """RFC 8785 canonical JSON: the exact payload that gets signed."""
+        return canonical_json(self.to_json())
+
+    @property
+    def digest(self) -> str:
+        """The first subject's digest: the asset this statement is about."""
+        return self.subjects[0][1]
+
+
+def _first_error(e: ValidationError) -> str:
+    err = e.errors()[0]
+    where = ".".join(str(p) for p in err["loc"]) or "value"
+    return f"{where}: {err['msg']}"
+
+
+def make_statement(subjects: list[tuple[str, str]], predicate_type: str, predicate: dict[str, Any]) -> Statement:
+    """Build a statement, validating the predicate against its type. Raises InvalidInputError."""
+    return parse_statement(Statement(tuple(subjects), predicate_type, predicate).to_json())
+
+
+def parse_statement(obj: Any) -> Statement:
+    """Validate a decoded statement. Raises InvalidInputError naming the first problem."""
+    if not isinstance(obj, dict):
+        raise InvalidInputError("statement must be a JSON object")
+    extra = set(obj) - {"_type", "subject", "predicateType", "predicate"}
+    if extra:
+        raise InvalidInputError(f"statement has unknown fields: {', '.join(sorted(extra))}")
+    if obj.get("_type") != STATEMENT_TYPE:
+        raise InvalidInputError(f"statement _type is {obj.get('_type')!r}, expected {STATEMENT_TYPE!r}")
+    subjects = obj.get("subject")
+    if not isinstance(subjects, list) or not subjects:
+        raise InvalidInputError("statement needs a non-empty subject list")
+    try:
+        parsed = [Subject.model_validate(s) for s in subjects]
+    except ValidationError as e:
+        raise InvalidInputError(f"statement subject {_first_error(e)}") from e
+    ptype = obj.get("predicateType")
+    model = _PREDICATES.get(ptype) if isinstance(ptype, str) else None
+    if model is None:
+        raise InvalidInputError(f"unknown predicateType {ptype!r}; accepted: {', '.join(predicate_types())}")
+    predicate = obj.get("predicate")
+    try:
+        model.model_validate(predicate)
+    except ValidationError as e:
+        raise InvalidInputError(f"predicate ({ptype.removeprefix(PREDICATE_NAMESPACE)}) {_first_error(e)}") from e
+    return Statement(tuple((s.name, s.digest["sha256"]) for s in parsed), ptype, predicate)
+
+
+def statement_from_payload(payload: bytes) -> Statement:
+    try:
+        obj = json.loads(payload)
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise InvalidInputError(f"statement payload is not JSON: {e}") from e
+    return parse_statement(obj)
