@@ -3,7 +3,7 @@
     python bench/bench_log.py [--n 1000000] [--batch 50000] [--rounds 3] [--n-large 10000000]
 
 Everything is measured in one run on the same pre-generated entries (default: canonical-JSON, DSSE-envelope-like
-blobs of 205 bytes, each distinct), in interleaved rounds so that noise from neighbours hits every candidate alike:
+blobs of 204 bytes, each distinct), in interleaved rounds so that noise from neighbours hits every candidate alike:
 
 1. Durable append of ``--n`` entries (best of ``--rounds``):
    - ours:        ``LogStore.submit`` of ``--batch``-entry batches back to back, then every future awaited
@@ -73,7 +73,7 @@ KEYIDS = [b"1f2e3d4c", b"5b6a7988", b"a0b1c2d3", b"e4f5a6b7"]
 def make_entries(n: int, kind: str, seed: int) -> list[bytes]:
     """Distinct entries, pre-generated.
 
-    ``dsse``: canonical JSON (sorted keys, no spaces) shaped like a DSSE envelope, 205 bytes each: a 9-byte payload
+    ``dsse``: canonical JSON (sorted keys, no spaces) shaped like a DSSE envelope, 204 bytes each: a 9-byte payload
     (6-byte counter + 3 random bytes) in base64, a fixed payload type, one of 4 key IDs and a random 64-byte
     signature in base64. ``raw``: an 8-byte counter followed by 192 fixed random bytes (200 bytes).
     """
@@ -489,7 +489,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", type=int, default=1_000_000, help="entries (default 1,000,000)")
     parser.add_argument("--batch", type=int, default=50_000, help="entries per submit()/append_entries call (default 50,000)")
     parser.add_argument("--rounds", type=int, default=3, help="rounds; the best of each is kept (default 3)")
-    parser.add_argument("--entries", choices=("dsse", "raw"), default="dsse", help="entry shape (default dsse, 205 bytes)")
+    parser.add_argument("--entries", choices=("dsse", "raw"), default="dsse", help="entry shape (default dsse, 204 bytes)")
     parser.add_argument("--proofs", type=int, default=5_000, help="inclusion proofs per pass (default 5,000)")
     parser.add_argument("--group", type=int, default=500, help="proofs per fresh store in the cold modes (default 500)")
     parser.add_argument("--peer-proofs", type=int, default=200, help="pymerkle proofs (default 200)")

@@ -205,10 +205,13 @@ class Client:
         proof = self.ledger.prove(index)
         return ProvenEntry(index, self._log().entry(index), proof.tree_size, proof.root, proof.hashes, proof.checkpoint.note)
 
-    def verify(self, target: str | os.PathLike[str], *, progress: Progress | None = None) -> VerifyReport:
+    def verify(
+        self, target: str | os.PathLike[str], *, expect: str | None = None, progress: Progress | None = None
+    ) -> VerifyReport:
         """Verify a file/folder (by its bytes) or a registered asset (by id or name) against the log.
 
-        Raises NotFoundError when nothing registered matches the target.
+        ``expect`` names the registered asset a path must match (e.g. to check a copy). Raises
+        NotFoundError when nothing registered matches the target.
         """
         reg = self.registry
         reg.sync()
@@ -216,7 +219,7 @@ class Client:
         fp: Fingerprint | None = None
         if path.exists():
             fp = fingerprint(path, cache=self.cache, progress=progress)
-            row = reg.index.asset(fp.digest)
+            row = reg.resolve(expect) if expect else reg.index.asset(fp.digest)
             if row is None:
                 known = reg.index.digest_for_path(path)
                 row = reg.index.asset(known) if known else None

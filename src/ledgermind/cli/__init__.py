@@ -1,0 +1,1 @@
+"""The ledgermind command line (Typer + Rich): a thin layer over ledgermind.Client."""

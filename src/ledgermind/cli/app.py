@@ -1,0 +1,372 @@
+"""``ledgermind``: every command is a call on ledgermind.Client; every read command has ``--json``.
+
+Errors print one line (``error: ...``) on stderr and exit 1; usage errors exit 2; nothing prints a
+traceback unless LEDGERMIND_DEBUG=1.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich.markup import escape
+
+from ledgermind import __version__
+from ledgermind.cli.output import emit_json, err, hashing_progress, lineage_tree, out, print_report
+from ledgermind.client import Client
+from ledgermind.config import load_settings
+from ledgermind.errors import InvalidInputError, LedgermindError
+
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+    help="Verifiable, ownable, decentralized AI: provenance log, signed statements, lineage, verify.",
+)
+account_app = typer.Typer(no_args_is_help=True, help="Local accounts (Ethereum keystores): your actor identity.")
+register_app = typer.Typer(no_args_is_help=True, help="Register datasets and models as signed statements.")
+log_app = typer.Typer(no_args_is_help=True, help="The transparency log: size, checkpoints, entries, fsck.")
+app.add_typer(account_app, name="account")
+app.add_typer(register_app, name="register")
+app.add_typer(log_app, name="log")
+
+JsonOpt = typer.Option(False, "--json", help="Print JSON instead of text.")
+
+
+def _client(ctx: typer.Context) -> Client:
+    state = ctx.find_root().obj
+    if state.get("client") is None:
+        state["client"] = Client(settings=load_settings(state["home"], account=state["account"]))
+        ctx.find_root().call_on_close(state["client"].close)
+    return state["client"]
+
+
+def _note_dev_account(client: Client) -> None:
+    if client.dev_account_created:
+        err.print(
+            f"[yellow]created development account {client.account().address} with an empty password "
+            f"in {client.settings.keystore_dir}[/] (set LEDGERMIND_PASSWORD and run 'ledgermind account new' for real use)"
+        )
+
+
+@app.callback()
+def main_callback(
+    ctx: typer.Context,
+    home: Optional[Path] = typer.Option(None, "--home", help="Data folder (default: $LEDGERMIND_HOME or ~/.ledgermind)."),
+    account: Optional[str] = typer.Option(None, "--account", help="Acting account address (default: the default account)."),
+    version: bool = typer.Option(False, "--version", help="Print the version and exit.", is_eager=True),
+) -> None:
+    if version:
+        out.print(__version__)
+        raise typer.Exit()
+    ctx.obj = {"home": home, "account": account, "client": None}
+
+
+# ---------------------------------------------------------------------- accounts
+@account_app.command("new")
+def account_new(
+    ctx: typer.Context,
+    default: bool = typer.Option(False, "--default", help="Make it the default account."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Create an account (password from LEDGERMIND_PASSWORD; empty for a dev account). Prints its address only."""
+    client = _client(ctx)
+    address = client.new_account(make_default=default)
+    emit_json({"address": address}) if as_json else out.print(address)
+
+
+@account_app.command("list")
+def account_list(ctx: typer.Context, as_json: bool = JsonOpt) -> None:
+    """List account addresses; the default one is marked."""
+    rows = _client(ctx).accounts()
+    if as_json:
+        emit_json(rows)
+        return
+    if not rows:
+        out.print("no accounts yet (one is created on first use)")
+    for r in rows:
+        out.print(f"{r['address']}{'  (default)' if r['default'] else ''}")
+
+
+# ---------------------------------------------------------------------- registration
+def _print_registration(r: dict[str, Any]) -> None:
+    verb = "registered" if r["created"] else "already registered"
+    out.print(f"{verb} {r['kind']} [bold]{escape(r['name'])}[/] id [cyan]{r['id']}[/] at log index {r['logIndex']} by {r['signer']}")
+
+
+@register_app.command("dataset")
+def register_dataset(
+    ctx: typer.Context,
+    path: Path = typer.Argument(..., help="Dataset file or folder."),
+    name: Optional[str] = typer.Option(None, help="Name (default: the file or folder name)."),
+    licence: Optional[str] = typer.Option(None, "--licence", "--license", help="Licence, e.g. CC-BY-4.0."),
+    source: Optional[str] = typer.Option(None, help="Where the data comes from (URL, institution...)."),
+    consent: Optional[bool] = typer.Option(None, "--consent/--no-consent", help="Personal data collected with consent."),
+    pii: Optional[bool] = typer.Option(None, "--pii/--no-pii", help="Whether it contains personal data."),
+    store: bool = typer.Option(False, "--store", help="Also copy the bytes into the local content store."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Fingerprint a dataset and append its signed registration to the log."""
+    client = _client(ctx)
+    with hashing_progress(f"hashing {path.name}") as progress:
+        r = client.register_dataset(
+            path, name=name, licence=licence, source=source, consent=consent, contains_pii=pii, store=store,
+            progress=progress,
+        )
+    _note_dev_account(client)
+    emit_json(r.to_json()) if as_json else _print_registration(r.to_json())
+
+
+def _json_file(path: Optional[Path], what: str) -> dict[str, Any]:
+    if path is None:
+        return {}
+    try:
+        value = json.loads(path.read_text())
+    except FileNotFoundError as e:
+        raise InvalidInputError(f"{what} file {path} does not exist") from e
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise InvalidInputError(f"{what} file {path} is not JSON: {e}") from e
+    if not isinstance(value, dict):
+        raise InvalidInputError(f"{what} file {path} must hold a JSON object")
+    return value
+
+
+def _pairs(items: list[str], what: str) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise InvalidInputError(f"{what} {item!r} must look like key=value")
+        try:
+            result[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            result[key] = raw
+    return result
+
+
+@register_app.command("model")
+def register_model(
+    ctx: typer.Context,
+    path: Path = typer.Argument(..., help="Model file or folder (weights, config...)."),
+    trained_on: list[str] = typer.Option(..., "--trained-on", help="Dataset id, digest prefix or name (repeat)."),
+    parent: list[str] = typer.Option([], "--parent", help="Parent model it was derived from (repeat)."),
+    metrics: Optional[Path] = typer.Option(None, "--metrics", help="JSON file of metrics, e.g. {\"accuracy\": 0.93}."),
+    param: list[str] = typer.Option([], "--param", help="Hyperparameter key=value (repeat)."),
+    code_rev: Optional[str] = typer.Option(None, "--code-rev", help="Code revision (git commit) that trained it."),
+    framework: Optional[str] = typer.Option(None, help="Framework (guessed from the file type)."),
+    fmt: Optional[str] = typer.Option(None, "--format", help="Serialization format (guessed from the file type)."),
+    name: Optional[str] = typer.Option(None, help="Name (default: the file or folder name)."),
+    store: bool = typer.Option(False, "--store", help="Also copy the bytes into the local content store."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Register a model with its lineage: the datasets it was trained on and its parent models."""
+    client = _client(ctx)
+    with hashing_progress(f"hashing {path.name}") as progress:
+        r = client.register_model(
+            path, trained_on=trained_on, parents=parent, metrics=_json_file(metrics, "metrics"),
+            hyperparameters=_pairs(param, "--param"), code_rev=code_rev, framework=framework, format=fmt,
+            name=name, store=store, progress=progress,
+        )
+    _note_dev_account(client)
+    emit_json(r.to_json()) if as_json else _print_registration(r.to_json())
+
+
+@app.command("event")
+def event(
+    ctx: typer.Context,
+    domain: str = typer.Argument(..., help="Domain, e.g. supply-chain, energy, healthcare."),
+    type_: str = typer.Argument(..., metavar="TYPE", help="Event type, e.g. shipped, meter-reading."),
+    related: list[str] = typer.Option([], "--related", help="Registered asset it concerns (repeat)."),
+    data: Optional[str] = typer.Option(None, "--data", help="JSON object, or @FILE holding one."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Record a signed domain event (a supply-chain step, a reading...) in the log."""
+    payload: dict[str, Any] = {}
+    if data:
+        if data.startswith("@"):
+            payload = _json_file(Path(data[1:]), "--data")
+        else:
+            try:
+                payload = json.loads(data)
+            except json.JSONDecodeError as e:
+                raise InvalidInputError(f"--data is not JSON: {e}") from e
+            if not isinstance(payload, dict):
+                raise InvalidInputError("--data must be a JSON object")
+    client = _client(ctx)
+    r = client.record_event(domain=domain, type=type_, data=payload, related=related)
+    _note_dev_account(client)
+    if as_json:
+        emit_json(r.to_json())
+    else:
+        out.print(f"recorded {domain}/{type_} event about [cyan]{r.digest[:12]}[/] at log index {r.log_index}")
+
+
+# ---------------------------------------------------------------------- reads
+@app.command("assets")
+def assets(
+    ctx: typer.Context,
+    kind: Optional[str] = typer.Option(None, help="Only 'dataset' or 'model'."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """List registered datasets and models."""
+    if kind not in (None, "dataset", "model"):
+        raise InvalidInputError("--kind must be 'dataset' or 'model'")
+    rows = _client(ctx).assets(kind)
+    if as_json:
+        emit_json(rows)
+        return
+    from rich.table import Table
+
+    table = Table("id", "kind", "name", "log index", "signer", box=None)
+    for r in rows:
+        table.add_row(r["id"][:16], r["kind"], escape(r["name"]), str(r["logIndex"]), r["signer"])
+    out.print(table)
+
+
+@app.command("show")
+def show(ctx: typer.Context, ref: str = typer.Argument(..., metavar="ID"), as_json: bool = JsonOpt) -> None:
+    """Show an asset's registration statement and the statements about it."""
+    info = _client(ctx).show(ref)
+    if as_json:
+        emit_json(info)
+        return
+    out.print(f"[bold]{info['kind']}[/] {escape(info['name'])} [cyan]{info['id']}[/] (log index {info['logIndex']}, by {info['signer']})")
+    out.print_json(json.dumps(info["statement"]["predicate"]))
+
+
+@app.command("lineage")
+def lineage(ctx: typer.Context, ref: str = typer.Argument(..., metavar="ID"), as_json: bool = JsonOpt) -> None:
+    """Show a model's tree back to its source datasets."""
+    tree = _client(ctx).lineage(ref)
+    emit_json(tree) if as_json else out.print(lineage_tree(tree))
+
+
+@app.command("verify")
+def verify(
+    ctx: typer.Context,
+    target: Optional[str] = typer.Argument(None, metavar="PATH|ID", help="File, folder or registered id to verify."),
+    bundle: Optional[Path] = typer.Option(None, "--bundle", help="Verify offline against this bundle (no log needed)."),
+    expect: Optional[str] = typer.Option(None, "--id", help="Registered asset the PATH must match."),
+    log_key: Optional[str] = typer.Option(None, "--log-key", help="Pin the log's public key (name+id+key) for --bundle."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Recompute the fingerprint and check signature, inclusion proof and checkpoint. Exit 0 only if all pass."""
+    if bundle is None and target is None:
+        raise InvalidInputError("give a PATH or ID to verify, or --bundle FILE [PATH]")
+    with hashing_progress("hashing") as progress:
+        if bundle is not None:
+            report = Client.verify_bundle(bundle, target, log_key=log_key, progress=progress)
+        else:
+            report = _client(ctx).verify(target, expect=expect, progress=progress)  # type: ignore[arg-type]
+    emit_json(report.to_json()) if as_json else print_report(report.to_json())
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+@app.command("bundle")
+def bundle_cmd(
+    ctx: typer.Context,
+    ref: str = typer.Argument(..., metavar="ID"),
+    output: Path = typer.Option(..., "-o", "--output", help="Where to write the bundle JSON."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Export a self-contained bundle (statements, inclusion proofs, checkpoint, log key) for offline verify."""
+    path = _client(ctx).export_bundle(ref, output)
+    emit_json({"bundle": str(path)}) if as_json else out.print(f"wrote {path}")
+
+
+# ---------------------------------------------------------------------- log
+@log_app.command("info")
+def log_info(ctx: typer.Context, as_json: bool = JsonOpt) -> None:
+    """Size, root, origin and public key of the log."""
+    info = _client(ctx).log_info()
+    if as_json:
+        emit_json(info)
+        return
+    for key in ("path", "origin", "publicKey", "size", "root"):
+        out.print(f"{key:<10} {info[key]}")
+
+
+@log_app.command("checkpoint")
+def log_checkpoint(ctx: typer.Context, as_json: bool = JsonOpt) -> None:
+    """Print the latest signed checkpoint (C2SP tlog-checkpoint signed note)."""
+    note = _client(ctx).checkpoint()
+    emit_json({"checkpoint": note}) if as_json else sys.stdout.write(note)
+
+
+@log_app.command("entry")
+def log_entry(ctx: typer.Context, index: int = typer.Argument(...), as_json: bool = JsonOpt) -> None:
+    """Print one entry's statement, signer and inclusion proof."""
+    info = _client(ctx).entry(index)
+    if as_json:
+        emit_json(info)
+        return
+    out.print(f"entry {index} signed by {info['signer']}")
+    out.print_json(json.dumps(info["statement"]))
+
+
+@log_app.command("fsck")
+def log_fsck(ctx: typer.Context, as_json: bool = JsonOpt) -> None:
+    """Re-derive the tree from every stored entry and compare it with the signed checkpoints."""
+    report = _client(ctx).fsck()
+    data = {
+        "ok": report.ok, "size": report.size, "entriesChecked": report.entries_checked,
+        "checkpointsChecked": report.checkpoints_checked, "root": report.root.hex(),
+        "tamperedIndices": report.tampered_indices, "problems": report.problems,
+    }
+    if as_json:
+        emit_json(data)
+    elif report.ok:
+        out.print(f"[bold green]ok[/] {report.entries_checked} entries, {report.checkpoints_checked} checkpoints, root {data['root']}")
+    else:
+        for p in report.problems:
+            out.print(f"[bold red]FAIL[/] {escape(p)}")
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+@app.command("demo")
+def demo(
+    ctx: typer.Context,
+    workdir: Optional[Path] = typer.Option(None, help="Where to write the demo's files (default: HOME/demo)."),
+) -> None:
+    """Register a dataset and a model with lineage, verify, tamper, bundle and verify offline."""
+    from ledgermind.cli.demo import run_demo
+
+    ok = run_demo(_client(ctx), workdir)
+    if not ok:
+        raise typer.Exit(1)
+
+
+def main() -> None:
+    """Console entry point: one-line errors, no tracebacks."""
+    try:
+        rc = app(standalone_mode=False)
+        sys.exit(rc if isinstance(rc, int) else 0)
+    except typer.Exit as e:
+        sys.exit(e.exit_code)
+    except typer.Abort:
+        err.print("aborted")
+        sys.exit(130)
+    except LedgermindError as e:
+        _fail(str(e))
+    except Exception as e:  # click usage errors, and anything unexpected: still one line
+        import click
+
+        if isinstance(e, click.ClickException):
+            e.show()
+            sys.exit(e.exit_code)
+        if os.environ.get("LEDGERMIND_DEBUG"):
+            raise
+        _fail(f"unexpected {type(e).__name__}: {e} (set LEDGERMIND_DEBUG=1 for the traceback)")
+
+
+def _fail(message: str) -> None:
+    err.print(f"[bold red]error:[/] {escape(message)}")
+    sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
