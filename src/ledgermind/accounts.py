@@ -10,14 +10,24 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from datetime import datetime, timezone
 from pathlib import Path
-
-from eth_account import Account
-from eth_account.signers.local import LocalAccount
-from eth_utils import is_address, to_checksum_address
+from typing import TYPE_CHECKING
 
 from ledgermind.errors import InvalidInputError, NotFoundError
+from ledgermind.statements.dsse import checksum_address
+
+if TYPE_CHECKING:
+    from eth_account.signers.local import LocalAccount
+
+_ADDRESS = re.compile(r"^(0x)?[0-9a-fA-F]{40}$")
+
+
+def to_checksum_address(address: str) -> str:
+    if not _ADDRESS.match(address):
+        raise InvalidInputError(f"{address!r} is not an Ethereum address")
+    return checksum_address(bytes.fromhex(address.removeprefix("0x")))
 
 # scrypt cost: 2**14 decrypts in ~0.1 s, so every CLI command stays quick (geth "light" uses 2**12)
 SCRYPT_N = 2**14
@@ -37,7 +47,7 @@ class Keystore:
         for path in sorted(self.directory.glob("UTC--*")):
             try:
                 address = to_checksum_address("0x" + json.loads(path.read_text())["address"])
-            except (ValueError, KeyError, json.JSONDecodeError):
+            except (ValueError, KeyError, json.JSONDecodeError, InvalidInputError):
                 continue  # not a keystore we can read: ignore rather than fail every command
             found[address] = path
         return found
@@ -48,6 +58,8 @@ class Keystore:
 
     def create(self, password: str = DEV_PASSWORD) -> str:
         """Create a new account encrypted with ``password``; return its address."""
+        from eth_account import Account  # slow import (~1 s): only commands that sign pay for it
+
         acct = Account.create()
         blob = Account.encrypt(acct.key, password, kdf="scrypt", iterations=SCRYPT_N)
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -78,8 +90,6 @@ class Keystore:
 
     def resolve(self, address: str) -> str:
         """Checksummed address of a known account. Raises InvalidInputError / NotFoundError."""
-        if not is_address(address):
-            raise InvalidInputError(f"{address!r} is not an Ethereum address")
         address = to_checksum_address(address)
         if address not in self._files():
             raise NotFoundError(f"no account {address} in {self.directory}")
@@ -87,6 +97,8 @@ class Keystore:
 
     def unlock(self, address: str, password: str) -> LocalAccount:
         """Decrypt an account's key. Raises InvalidInputError on a wrong password (key never shown)."""
+        from eth_account import Account
+
         path = self._files()[self.resolve(address)]
         try:
             key = Account.decrypt(json.loads(path.read_text()), password)

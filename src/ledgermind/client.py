@@ -17,9 +17,7 @@ import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
-
-from eth_account.signers.local import LocalAccount
+from typing import TYPE_CHECKING, Any
 
 from ledgermind.accounts import DEV_PASSWORD, Keystore
 from ledgermind.config import Settings, load_settings
@@ -40,6 +38,9 @@ from ledgermind.registry.verify import (
     lineage_refs,
 )
 from ledgermind.store import BlobStore
+
+if TYPE_CHECKING:
+    from eth_account.signers.local import LocalAccount
 
 Progress = Callable[[int, int], None]
 
@@ -226,7 +227,12 @@ class Client:
             if row is None:
                 raise NotFoundError(f"nothing registered matches {path} (sha256:{fp.digest})")
         else:
-            row = reg.resolve(str(target))
+            try:
+                row = reg.resolve(str(target))
+            except NotFoundError as e:
+                if os.sep in str(target):
+                    raise NotFoundError(f"no such file or folder: {path}") from e
+                raise
             fp = self._fingerprint_from_store(row.digest)
         report = VerifyReport(target=str(target))
         store = self._log()

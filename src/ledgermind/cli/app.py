@@ -341,23 +341,12 @@ def demo(
 
 
 def main() -> None:
-    """Console entry point: one-line errors, no tracebacks."""
+    """Console entry point: usage errors are click's (exit 2); ours are one line (exit 1); no tracebacks."""
     try:
-        rc = app(standalone_mode=False)
-        sys.exit(rc if isinstance(rc, int) else 0)
-    except typer.Exit as e:
-        sys.exit(e.exit_code)
-    except typer.Abort:
-        err.print("aborted")
-        sys.exit(130)
+        app()  # standalone mode: click prints usage errors and exits by itself
     except LedgermindError as e:
         _fail(str(e))
-    except Exception as e:  # click usage errors, and anything unexpected: still one line
-        import click
-
-        if isinstance(e, click.ClickException):
-            e.show()
-            sys.exit(e.exit_code)
+    except Exception as e:  # a bug, or an unexpected environment: still one line
         if os.environ.get("LEDGERMIND_DEBUG"):
             raise
         _fail(f"unexpected {type(e).__name__}: {e} (set LEDGERMIND_DEBUG=1 for the traceback)")

@@ -12,9 +12,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-from eth_account.signers.local import LocalAccount
+from typing import TYPE_CHECKING, Any
 
 from ledgermind.errors import InvalidInputError, NotFoundError
 from ledgermind.fingerprint import Fingerprint, FingerprintCache, fingerprint
@@ -23,6 +21,9 @@ from ledgermind.registry.index import AssetRow, RegistryIndex
 from ledgermind.registry.schema import summarize
 from ledgermind.statements import DATASET, EVALUATION, EVENT, MODEL, canonical_json, make_statement, sign_envelope, utc_now
 from ledgermind.store import BlobStore
+
+if TYPE_CHECKING:
+    from eth_account.signers.local import LocalAccount
 
 MAX_MANIFEST_FILES = 1000  # larger folders are bound by their digest alone; the statement stays small
 

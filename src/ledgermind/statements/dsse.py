@@ -12,11 +12,12 @@ import binascii
 import json
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import coincurve
-from eth_account.messages import encode_defunct
-from eth_account.signers.local import LocalAccount
+
+if TYPE_CHECKING:
+    from eth_account.signers.local import LocalAccount
 
 try:  # the C implementation is 4x faster than eth-hash's default backend: it matters at 10k signatures/s
     from sha3 import keccak_256 as _keccak_256
@@ -149,5 +150,7 @@ class Envelope:
 
 def sign_envelope(payload: bytes, account: LocalAccount, payload_type: str = IN_TOTO_PAYLOAD_TYPE) -> Envelope:
     """Sign ``payload`` with ``account`` (EIP-191 over the DSSE PAE) and wrap it in an envelope."""
+    from eth_account.messages import encode_defunct  # eth-account takes ~1 s to import: only signers pay
+
     signed = account.sign_message(encode_defunct(primitive=pae(payload_type, payload)))
     return Envelope(payload, payload_type, ((account.address, bytes(signed.signature)),))
