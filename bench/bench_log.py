@@ -235,20 +235,18 @@ def proofs_cold(db: Path, size: int, indices: list[int], group: int, drop: bool)
     return samples, proofs
 
 
-def proofs_warm(db: Path, size: int, indices: list[int], passes: int) -> list[list[int]]:
+def proofs_warm(db: Path, size: int, indices: list[int]) -> list[int]:
+    """One store: a first pass over ``indices`` to warm it (not timed), then a timed second pass."""
     clock = time.perf_counter_ns
-    out = []
+    samples = []
     with LogStore(db) as store:
-        for index in indices:  # warm-up pass, not timed
+        for index in indices:
             store.inclusion_proof(index, size)
-        for _ in range(passes):
-            samples = []
-            for index in indices:
-                t0 = clock()
-                store.inclusion_proof(index, size)
-                samples.append(clock() - t0)
-            out.append(samples)
-    return out
+        for index in indices:
+            t0 = clock()
+            store.inclusion_proof(index, size)
+            samples.append(clock() - t0)
+    return samples
 
 
 def verify_passes(leaves: list[bytes], indices: list[int], size: int, proofs: list[list[bytes]], root: bytes, passes: int):
@@ -276,6 +274,7 @@ def verify_passes(leaves: list[bytes], indices: list[int], size: int, proofs: li
 # --------------------------------------------------------------------------------------------- one size
 def run_size(n: int, args: argparse.Namespace, rounds: int, tmp: Path) -> dict:
     print(f"\n=== N = {n:,} entries ({args.entries}), batch {args.batch:,}, {rounds} round(s) ===")
+    load_before = os.getloadavg()
     t = time.perf_counter()
     entries = make_entries(n, args.entries, args.seed)
     sizes = [len(e) for e in entries]
@@ -286,6 +285,8 @@ def run_size(n: int, args: argparse.Namespace, rounds: int, tmp: Path) -> dict:
         if json.dumps(json.loads(sample), sort_keys=True, separators=(",", ":")).encode() != sample:
             raise RuntimeError("entries are not canonical JSON")
     print(f"generated {n:,} entries of {min(sizes)}..{max(sizes)} bytes in {time.perf_counter() - t:.1f} s")
+    gc.collect()
+    gc.freeze()  # the entries are long-lived: keep them out of every candidate's garbage collections
     signer = NoteSigner.generate("bench.example/log")
 
     runs: dict[str, list[dict]] = {"ours": [], "ours_sync": [], "pymerkle": [], "pymerkle_wal": [], "limit": []}
@@ -342,13 +343,13 @@ def run_size(n: int, args: argparse.Namespace, rounds: int, tmp: Path) -> dict:
     # ---- inclusion proofs, ours
     rng = random.Random(args.seed + 1)
     indices = [rng.randrange(n) for _ in range(args.proofs)]
-    cold_passes, cold_disk_passes, proofs = [], [], []
-    for _ in range(rounds):
+    cold_passes, cold_disk_passes, warm_passes, proofs = [], [], [], []
+    for _ in range(rounds):  # interleaved, so that a burst of noise does not hit one mode only
         samples, proofs = proofs_cold(ours_db, n, indices, args.group, drop=False)
         cold_passes.append(samples)
         samples, _ = proofs_cold(ours_db, n, indices, args.group, drop=True)
         cold_disk_passes.append(samples)
-    warm_passes = proofs_warm(ours_db, n, indices, rounds)
+        warm_passes.append(proofs_warm(ours_db, n, indices))
     proof_leaves = [leaves[i] for i in indices]
     for lh, index, proof in zip(proof_leaves, indices, proofs):
         verify_inclusion(lh, index, n, proof, rfc_root)  # raises if any proof is wrong
@@ -386,11 +387,15 @@ def run_size(n: int, args: argparse.Namespace, rounds: int, tmp: Path) -> dict:
     tree.close()
     for folder in keep.values():
         shutil.rmtree(folder)
+    del entries, leaves
+    gc.unfreeze()
+    gc.collect()
 
     result = {
         "n": n,
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "rounds": rounds,
+        "loadavg_1_5_15min": {"before": load_before, "after": os.getloadavg()},  # the machine is shared
         "entry_bytes": {"min": min(sizes), "max": max(sizes), "mean": sum(sizes) / n},
         "append": {
             "entries_per_s": rate,

@@ -105,6 +105,7 @@ class Client:
                 log_signer(self.settings.log_key_path),
                 max_batch=self.settings.log_max_batch,
                 max_latency=self.settings.log_max_latency,
+                busy_timeout=self.settings.busy_timeout,
             )
         return self._store
 
@@ -142,7 +143,9 @@ class Client:
         return [{"address": a, "default": a == default} for a in self.keystore.addresses()]
 
     def new_account(self, password: str | None = None, make_default: bool = False) -> str:
-        address = self.keystore.create(self.settings.password if password is None else password or DEV_PASSWORD)
+        if password is None:
+            password = self.settings.password or DEV_PASSWORD
+        address = self.keystore.create(password)
         if make_default:
             self.keystore.set_default(address)
         return address
@@ -177,6 +180,17 @@ class Client:
     def record_evaluation(self, *, model: str, dataset: str, metrics: dict[str, float]) -> Registration:
         account = self.account()
         return self._writing_registry().record_evaluation(account, model=model, dataset=dataset, metrics=metrics)
+
+    def submit(self, envelope: bytes) -> dict[str, Any]:
+        """Append a statement signed elsewhere (e.g. by a hardware wallet): a DSSE envelope's JSON bytes.
+
+        The signature, payload type, canonical form and statement are checked first; on any error
+        nothing is appended.
+        """
+        appended = self.ledger.submit(envelope)
+        return {"logIndex": appended.index, "signer": appended.signer,
+                "predicateType": appended.statement.statement.predicate_type,
+                "subject": appended.statement.statement.digest}
 
     def lineage(self, ref: str) -> dict[str, Any]:
         return self.registry.lineage(ref)

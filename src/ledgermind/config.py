@@ -1,7 +1,9 @@
 """Settings, read once: command-line flags over environment variables over ``LEDGERMIND_HOME/config.toml``.
 
 Environment variables: LEDGERMIND_HOME (data folder, default ~/.ledgermind), LEDGERMIND_ACCOUNT (the
-acting account's address), LEDGERMIND_PASSWORD (keystore password; dev accounts use an empty one).
+acting account's address), LEDGERMIND_PASSWORD (keystore password; dev accounts use an empty one),
+LEDGERMIND_LOG_MAX_BATCH / LEDGERMIND_LOG_MAX_LATENCY (group commit), LEDGERMIND_BUSY_TIMEOUT (seconds
+to wait for another process's write lock).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 from ledgermind.errors import InvalidInputError
 
 DEFAULT_HOME = Path("~/.ledgermind")
+_KNOWN = {"account", "password", "log_max_batch", "log_max_latency", "busy_timeout"}
 
 
 @dataclass(frozen=True)
@@ -24,6 +27,7 @@ class Settings:
     password: str | None = None
     log_max_batch: int = 50_000
     log_max_latency: float = 0.001
+    busy_timeout: float = 5.0  # seconds to wait for another process's write lock before giving up
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -78,7 +82,8 @@ def load_settings(home: str | os.PathLike[str] | None = None, **flags: Any) -> S
             password=pick("password", "LEDGERMIND_PASSWORD", None),
             log_max_batch=int(pick("log_max_batch", "LEDGERMIND_LOG_MAX_BATCH", 50_000)),
             log_max_latency=float(pick("log_max_latency", "LEDGERMIND_LOG_MAX_LATENCY", 0.001)),
-            extra={k: v for k, v in file_values.items() if k not in {"account", "password", "log_max_batch", "log_max_latency"}},
+            busy_timeout=float(pick("busy_timeout", "LEDGERMIND_BUSY_TIMEOUT", 5.0)),
+            extra={k: v for k, v in file_values.items() if k not in _KNOWN},
         )
     except ValueError as e:
         raise InvalidInputError(f"bad setting: {e}") from e

@@ -203,6 +203,23 @@ def event(
         out.print(f"recorded {domain}/{type_} event about [cyan]{r.digest[:12]}[/] at log index {r.log_index}")
 
 
+@app.command("submit")
+def submit(
+    ctx: typer.Context,
+    envelope: Path = typer.Argument(..., help="A DSSE envelope (JSON) holding a signed in-toto statement."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Append a statement signed elsewhere, after checking its signature and contents."""
+    try:
+        raw = envelope.read_bytes()
+    except FileNotFoundError as e:
+        raise InvalidInputError(f"no such file: {envelope}") from e
+    except IsADirectoryError as e:
+        raise InvalidInputError(f"{envelope} is a folder, expected a DSSE envelope JSON file") from e
+    r = _client(ctx).submit(raw)
+    emit_json(r) if as_json else out.print(f"appended at log index {r['logIndex']}, signed by {r['signer']}")
+
+
 # ---------------------------------------------------------------------- reads
 @app.command("assets")
 def assets(

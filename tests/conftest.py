@@ -1,0 +1,62 @@
+"""Shared fixtures: real temp homes, real files, the real CLI in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def accounts():
+    from eth_account import Account
+
+    return [Account.from_key(bytes([i + 1]) * 32) for i in range(3)]
+
+
+@pytest.fixture()
+def home(tmp_path: Path) -> Path:
+    return tmp_path / "home"
+
+
+@pytest.fixture()
+def files(tmp_path: Path) -> dict[str, Path]:
+    """A CSV dataset, a second dataset, and a model folder."""
+    data = tmp_path / "data.csv"
+    data.write_text("age,bp,label\n51,130.5,1\n38,118.0,0\n64,142.2,1\n")
+    other = tmp_path / "more.csv"
+    other.write_text("age,bp,label\n44,121.0,0\n")
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "weights.bin").write_bytes(bytes(range(256)) * 8)
+    (model / "config.json").write_text('{"layers": 2}')
+    return {"data": data, "other": other, "model": model}
+
+
+class CLI:
+    def __init__(self, home: Path) -> None:
+        self.home = home
+
+    def __call__(self, *args: str, ok: bool | None = True) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, "LEDGERMIND_HOME": str(self.home), "COLUMNS": "200"}
+        env.pop("LEDGERMIND_DEBUG", None)
+        proc = subprocess.run(
+            [sys.executable, "-m", "ledgermind.cli.app", *args], capture_output=True, text=True, env=env, timeout=120
+        )
+        if ok is True:
+            assert proc.returncode == 0, f"{args} failed: {proc.stderr}{proc.stdout}"
+        if ok is False:
+            assert proc.returncode != 0, f"{args} unexpectedly succeeded: {proc.stdout}"
+        return proc
+
+    def json(self, *args: str):
+        return json.loads(self(*args, "--json").stdout)
+
+
+@pytest.fixture()
+def cli(home: Path) -> CLI:
+    return CLI(home)
