@@ -306,24 +306,28 @@ def test_vkey_round_trips(signer: NoteSigner) -> None:
         NoteVerifier.from_vkey(f"{name}+00000000+{key}")
 
 
+ROOT_B64 = base64.b64encode(bytes(32))
+
+
 @pytest.mark.parametrize(
-    ("body", "why"),
+    ("body", "message"),
     [
-        (b"origin\n010\n" + base64.b64encode(bytes(32)) + b"\n", "leading zeros"),
-        (b"origin\n00\n" + base64.b64encode(bytes(32)) + b"\n", "leading zeros"),
-        (b"origin\n10\nnot*base64!\n", "non-base64 root"),
-        (b"origin\n10\n" + base64.b64encode(bytes(31)) + b"\n", "31-byte root"),
-        (b"origin\n10\n" + base64.b64encode(bytes(33)) + b"\n", "33-byte root"),
-        (b"origin\n10\n", "fewer than 3 lines"),
-        (b"origin\n", "fewer than 3 lines"),
-        (b"origin\n-1\n" + base64.b64encode(bytes(32)) + b"\n", "negative size"),
-        (b"origin\n+1\n" + base64.b64encode(bytes(32)) + b"\n", "signed size"),
-        (b"origin\n10\n" + base64.b64encode(bytes(32)), "no final newline"),
-        (b"origin\n\n" + base64.b64encode(bytes(32)) + b"\n", "empty size line"),
+        pytest.param(b"origin\n010\n" + ROOT_B64 + b"\n", "without leading zeros", id="leading-zero"),
+        pytest.param(b"origin\n00\n" + ROOT_B64 + b"\n", "without leading zeros", id="double-zero"),
+        pytest.param(b"origin\n-1\n" + ROOT_B64 + b"\n", "not a decimal", id="negative-size"),
+        pytest.param(b"origin\n+1\n" + ROOT_B64 + b"\n", "not a decimal", id="signed-size"),
+        pytest.param(b"origin\n10\nnot*base64!\n", "is not base64", id="non-base64-root"),
+        pytest.param(b"origin\n10\n" + base64.b64encode(bytes(31)) + b"\n", "has 31 bytes, expected 32", id="31-byte-root"),
+        pytest.param(b"origin\n10\n" + base64.b64encode(bytes(33)) + b"\n", "has 33 bytes, expected 32", id="33-byte-root"),
+        pytest.param(b"origin\n10\n", "at least 3", id="two-lines"),
+        pytest.param(b"origin\n", "at least 3", id="one-line"),
+        pytest.param(b"origin\n\n" + ROOT_B64 + b"\n", "at least 3 non-empty", id="empty-size-line"),
+        pytest.param(b"origin\n10\n" + ROOT_B64, "end with a newline", id="no-final-newline"),
+        pytest.param(b"origin\n10\n" + ROOT_B64 + b"\n\xff\n", "UTF-8", id="not-utf8"),
     ],
 )
-def test_parse_body_rejects(body: bytes, why: str) -> None:
-    with pytest.raises(CheckpointError):
+def test_parse_body_rejects(body: bytes, message: str) -> None:
+    with pytest.raises(CheckpointError, match=message):
         Checkpoint.parse_body(body)
 
 

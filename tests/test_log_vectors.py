@@ -155,7 +155,7 @@ def test_roots_from_leaves() -> None:
     assert root_from_leaf_hashes([]) == EMPTY_ROOT == EMPTY_TREE_HASH
 
 
-@pytest.mark.parametrize(("index", "size", "proof"), INCLUSION, ids=lambda v: repr(v)[:12])
+@pytest.mark.parametrize(("index", "size", "proof"), INCLUSION, ids=[f"leaf{i}-of-{n}" for i, n, _ in INCLUSION])
 def test_known_inclusion_proofs_verify(index: int, size: int, proof: list[bytes]) -> None:
     leaf = leaf_hash(LEAVES[index])
     assert verify_inclusion(leaf, index, size, proof, ROOTS[size - 1]) is True
@@ -164,7 +164,7 @@ def test_known_inclusion_proofs_verify(index: int, size: int, proof: list[bytes]
         assert verify_inclusion(leaf, index, size, None, ROOTS[size - 1]) is True
 
 
-@pytest.mark.parametrize(("size1", "size2", "proof"), CONSISTENCY, ids=lambda v: repr(v)[:12])
+@pytest.mark.parametrize(("size1", "size2", "proof"), CONSISTENCY, ids=[f"{a}-to-{b}" for a, b, _ in CONSISTENCY])
 def test_known_consistency_proofs_verify(size1: int, size2: int, proof: list[bytes]) -> None:
     root1, root2 = ROOTS[size1 - 1], ROOTS[size2 - 1]
     assert verify_consistency(size1, size2, proof, root1, root2) is True

@@ -1,17 +1,18 @@
 """fsck: re-derive the whole tree from the stored entries and check it against what the log signed.
 
-It reads every entry once (O(n) time, O(log n) memory besides one batch), rebuilds every tile, and
-reports: entries whose bytes no longer match their stored leaf hash (by index), stored tree nodes that
-differ from the rebuilt ones, checkpoints whose signature fails or whose root the entries do not
-reproduce, and gaps (missing or unreadable bundles).
+Everything is read in one snapshot (one read transaction), so a concurrent writer cannot make fsck
+see a half-written state. It reads every entry once (O(n) time; memory for one batch), rebuilds every
+tile, and reports: entries whose bytes no longer match their stored leaf hash (by index), stored tree
+nodes that differ from the rebuilt ones, checkpoint rows whose note is unreadable, unsigned, or
+disagrees with the row, checkpoints whose root the entries do not reproduce, and missing entries.
 """
 
 from __future__ import annotations
 
 import hashlib
+import sqlite3
 from dataclasses import dataclass, field
 
-from ledgermind.errors import StorageError
 from ledgermind.log.checkpoint import CheckpointError
 from ledgermind.log.hashing import HASH_SIZE, LEAF_PREFIX
 from ledgermind.log.store import LogStore
@@ -36,24 +37,49 @@ class FsckReport:
 
 def fsck(store: LogStore, batch: int = 65_536) -> FsckReport:
     """Check every stored entry, tile and checkpoint of ``store``; never modifies it."""
-    report = FsckReport(size=store.size())
-    checkpoints = list(store.checkpoints())
-    for cp in checkpoints:
+    conn = sqlite3.connect(store.path, isolation_level=None)
+    try:
+        conn.execute("BEGIN")  # one snapshot for every read below
         try:
-            store.verifier.open_checkpoint(cp.note)
-        except CheckpointError as e:
-            report.problems.append(f"checkpoint at size {cp.size}: {e}")
-    report.checkpoints_checked = len(checkpoints)
-    want_roots = {cp.size: cp.root for cp in checkpoints}
-    last_good = 0
+            return _fsck(store, conn, batch)
+        finally:
+            conn.execute("COMMIT")
+    finally:
+        conn.close()
 
-    stored_tiles = _StoredTiles(store)
+
+def _signed_roots(store: LogStore, conn: sqlite3.Connection, report: FsckReport) -> dict[int, bytes]:
+    """Roots of the checkpoint rows whose note verifies and agrees with the row; problems for the rest."""
+    roots: dict[int, bytes] = {}
+    rows = conn.execute("SELECT size, root, note FROM checkpoints ORDER BY size").fetchall()
+    for size, root, note in rows:
+        try:
+            cp = store.verifier.open_checkpoint(bytes(note))
+        except CheckpointError as e:
+            report.problems.append(f"checkpoint at size {size}: {e}")
+            continue
+        if (cp.size, cp.root) != (size, bytes(root)):
+            report.problems.append(
+                f"checkpoint at size {size}: its signed note says size {cp.size} root {cp.root.hex()}, "
+                f"the row says size {size} root {bytes(root).hex()}"
+            )
+            continue
+        roots[size] = cp.root
+    report.checkpoints_checked = len(rows)
+    report.size = rows[-1][0] if rows else 0
+    return roots
+
+
+def _fsck(store: LogStore, conn: sqlite3.Connection, batch: int) -> FsckReport:
+    report = FsckReport()
+    want_roots = _signed_roots(store, conn, report)
+    sizes = sorted(want_roots)
+    stored_tiles = _StoredTiles(conn)
     partial: dict[int, tuple[int, bytes]] = {}  # latest version of tiles still growing
     edge = TreeEdge()
     pending: list[bytes] = []
-    expected_bundle = 0
-    sizes = sorted(want_roots)
     mismatched: list[tuple[int, bytes, int]] = []  # (checkpoint size, rebuilt root, last matching size)
+    last_good = 0
 
     def extend(entries: list[bytes]) -> None:
         sha = hashlib.sha256
@@ -69,9 +95,8 @@ def fsck(store: LogStore, batch: int = 65_536) -> FsckReport:
         nonlocal last_good
         # extend segment by segment so the root can be checked at every signed size
         start, end = edge.size, edge.size + len(pending)
-        cuts = [s for s in sizes if start < s <= end] + [end]
         pos = start
-        for cut in cuts:
+        for cut in [s for s in sizes if start < s <= end] + [end]:
             if cut > pos:
                 extend(pending[pos - start : cut - start])
                 pos = cut
@@ -82,34 +107,30 @@ def fsck(store: LogStore, batch: int = 65_536) -> FsckReport:
                     mismatched.append((cut, edge.root(), last_good))
         pending.clear()
 
-    try:
-        for bid, blob in store.bundles():
-            if bid != expected_bundle:
-                report.problems.append(f"entries {expected_bundle * ENTRY_BUNDLE}..{bid * ENTRY_BUNDLE - 1} are missing")
-                break
-            expected_bundle += 1
-            try:
-                entries = decode_bundle(blob)
-            except ValueError as e:
-                first = bid * ENTRY_BUNDLE
-                report.tampered_indices.extend(range(first, first + ENTRY_BUNDLE))
-                report.problems.append(f"entries {first}..{first + ENTRY_BUNDLE - 1}: unreadable bundle ({e})")
-                break
-            room = report.size - (edge.size + len(pending))
-            pending.extend(entries[:room])
-            if len(pending) >= batch:
-                flush()
-        flush()
-        for tid, (width, blob) in partial.items():
-            stored_tiles.compare(tid, width, blob, report)
-    except StorageError as e:
-        report.problems.append(str(e))
-    finally:
-        stored_tiles.close()
+    expected_bundle = 0
+    for bid, blob in conn.execute("SELECT id, data FROM bundles WHERE id * ? < ? ORDER BY id", (ENTRY_BUNDLE, report.size)):
+        first = bid * ENTRY_BUNDLE
+        if bid != expected_bundle:
+            report.problems.append(f"entries {expected_bundle * ENTRY_BUNDLE}..{first - 1} are missing")
+            break
+        expected_bundle += 1
+        try:
+            entries = decode_bundle(bytes(blob))
+        except ValueError as e:
+            report.tampered_indices.extend(range(first, min(first + ENTRY_BUNDLE, report.size)))
+            report.problems.append(f"entries {first}..{first + ENTRY_BUNDLE - 1}: unreadable bundle ({e})")
+            break
+        pending.extend(entries[: report.size - first])
+        if len(pending) >= batch:
+            flush()
+    flush()
+    for tid, (width, blob) in partial.items():
+        stored_tiles.compare(tid, width, blob, report)
+
     if stored_tiles.node_diffs and not report.tampered_indices:  # else they follow from the changed entries
-        first = stored_tiles.node_diffs[0]
         report.problems.append(
-            f"{len(stored_tiles.node_diffs)} stored tree nodes differ from the ones the entries give (first: {first})"
+            f"{len(stored_tiles.node_diffs)} stored tree nodes differ from the ones the entries give "
+            f"(first: {stored_tiles.node_diffs[0]})"
         )
     if mismatched:
         size, rebuilt, good = mismatched[0]
@@ -127,32 +148,29 @@ def fsck(store: LogStore, batch: int = 65_536) -> FsckReport:
 
 
 class _StoredTiles:
-    def __init__(self, store: LogStore) -> None:
-        self.store = store
-        self.conn = store._connect()
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
         self.node_diffs: list[tuple[int, int]] = []
 
-    def close(self) -> None:
-        self.conn.close()
-
     def compare(self, tid: int, width: int, blob: bytes, report: FsckReport) -> None:
+        """Compare a rebuilt tile with the stored one, row by row (rows are laid out by the tile's width)."""
         row = self.conn.execute("SELECT width, hashes FROM tiles WHERE id = ?", (tid,)).fetchone()
         level, index = tid >> 48, tid & ((1 << 48) - 1)
         if row is None:
             report.problems.append(f"tile ({level}, {index}) is missing")
             return
         stored_width, stored = row[0], bytes(row[1])
-        if stored_width < width or stored[: len(blob)] == blob:
-            if stored_width < width:
-                report.problems.append(f"tile ({level}, {index}) holds {stored_width} nodes, expected {width}")
+        if stored_width < width:
+            report.problems.append(f"tile ({level}, {index}) holds {stored_width} nodes, expected {width}")
             return
-        # find the differing hashes; in the bottom row of tile level 0 they name tampered entries
-        off = 0
+        if stored_width == width and stored == blob:
+            return
+        off_rebuilt = off_stored = 0
         for row_no in range(TILE_HEIGHT):
             n = width >> row_no
             for pos in range(n):
-                a = blob[(off + pos) * HASH_SIZE : (off + pos + 1) * HASH_SIZE]
-                b = stored[(off + pos) * HASH_SIZE : (off + pos + 1) * HASH_SIZE]
+                a = blob[(off_rebuilt + pos) * HASH_SIZE : (off_rebuilt + pos + 1) * HASH_SIZE]
+                b = stored[(off_stored + pos) * HASH_SIZE : (off_stored + pos + 1) * HASH_SIZE]
                 if a != b:
                     node_level = level * TILE_HEIGHT + row_no
                     node_index = (index << (TILE_HEIGHT - row_no)) + pos
@@ -161,4 +179,5 @@ class _StoredTiles:
                         report.problems.append(f"entry {node_index} does not match its stored leaf hash")
                     else:
                         self.node_diffs.append((node_level, node_index))
-            off += n
+            off_rebuilt += n
+            off_stored += stored_width >> row_no
