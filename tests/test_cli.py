@@ -237,3 +237,18 @@ def test_concurrent_cli_registrations_all_land(cli, tmp_path):
     assert all(r.returncode == 0 for r in results), [r.stderr for r in results]
     assert sorted(a["logIndex"] for a in cli.json("assets")) == [0, 1, 2, 3]
     assert cli.json("log", "fsck")["ok"]
+
+
+def test_private_keys_never_appear_in_output_or_the_log(cli, files, home):
+    from eth_account import Account
+
+    outputs = [cli("account", "new", "--default"), cli("account", "list"), cli("register", "dataset", str(files["data"]))]
+    outputs.append(cli("log", "entry", "0", "--json"))
+    keyfile = next((home / "keystore").glob("UTC--*"))
+    assert oct(keyfile.stat().st_mode & 0o777) == "0o600"
+    key = Account.decrypt(json.loads(keyfile.read_text()), "").hex()
+    db = sqlite3.connect(home / "log.sqlite")
+    stored = b"".join(bytes(b) for (b,) in db.execute("SELECT data FROM bundles"))
+    db.close()
+    for text in [o.stdout + o.stderr for o in outputs] + [stored.decode(errors="replace")]:
+        assert key.removeprefix("0x") not in text.lower()

@@ -409,7 +409,7 @@ class LogStore:
                 self._writer.start()
             for chunk in chunks:
                 if chunk:
-                    job = _Job([bytes(d) for d in chunk])
+                    job = _Job([d if type(d) is bytes else bytes(d) for d in chunk])
                     self._prepare(job)
                     self._queue.put(job)
                     jobs.append(job)

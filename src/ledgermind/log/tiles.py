@@ -20,7 +20,8 @@ TILE_WIDTH = 1 << TILE_HEIGHT
 ENTRY_BUNDLE = 16
 
 Node = tuple[int, int]
-_FULL_OFFSETS = [sum(TILE_WIDTH >> j for j in range(r)) for r in range(TILE_HEIGHT)]
+# _OFFSETS[width][row]: where row ``row`` starts in a tile of ``width`` bottom nodes, in hashes
+_OFFSETS = [[sum(w >> j for j in range(r)) for r in range(TILE_HEIGHT)] for w in range(TILE_WIDTH + 1)]
 
 
 def tile_id(tile_level: int, tile_index: int) -> int:
@@ -40,8 +41,7 @@ def node_in_tile(width: int, blob: bytes, row: int, pos: int) -> bytes | None:
     """Return the hash at (row, pos) of a tile of ``width``, or None if the tile does not hold it yet."""
     if pos >= width >> row:
         return None
-    off = (_FULL_OFFSETS[row] if width == TILE_WIDTH else sum(width >> j for j in range(row))) + pos
-    off *= HASH_SIZE
+    off = (_OFFSETS[width][row] + pos) * HASH_SIZE
     return blob[off : off + HASH_SIZE]
 
 
