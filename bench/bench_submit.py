@@ -2,7 +2,8 @@
 
     python bench/bench_submit.py [--n 100000] [--batch 10000] [--sample 2000] [--rounds 3]
 
-Pre-generates (untimed, in a fork pool) ``--n`` realistic signed statements plus one warm-up batch: a mix of
+Pre-generates (untimed, in a fork pool; ``--cache FILE`` keeps them for the next run) ``--n`` realistic signed
+statements plus two warm-up batches: a mix of
 inference receipts (about 2/3) and domain events (energy meter readings, supply-chain scans), each an in-toto
 Statement v1 in a DSSE envelope signed by one of ``--accounts`` Ethereum accounts (deterministic keys), stored as
 the envelope's canonical bytes, ~800-1,250 bytes each. Then measures, in interleaved rounds (best of ``--rounds``
@@ -116,12 +117,14 @@ def statement_for(i: int, seed: int, provider: str):
         return make_statement([(f"inference/req-{rng.randbytes(8).hex()}", output)], INFERENCE_RECEIPT, predicate)
     if rng.random() < 0.5:
         meter = f"MTR-{rng.randrange(100_000):05d}"
-        data = {"meterId": meter, "kWh": rng.randint(0, 250_000) / 1000, "intervalMinutes": 15, "phase": rng.choice("ABC")}
+        kwh = rng.randint(0, 250_000) / 1000
+        data = {"meterId": meter, "kWh": kwh, "intervalMinutes": 15, "phase": rng.choice("ABC")}
         predicate = {"domain": "energy", "type": "meter-reading", "time": t, "data": data, "related": []}
         subject = (f"meter/{meter}/{t}", hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest())
     else:
         lot = f"LOT-{rng.randrange(1_000_000):06d}"
-        data = {"lot": lot, "site": rng.choice(SITES), "step": rng.randint(1, 9), "temperatureC": rng.randint(-200, 80) / 10}
+        temperature = rng.randint(-200, 80) / 10
+        data = {"lot": lot, "site": rng.choice(SITES), "step": rng.randint(1, 9), "temperatureC": temperature}
         related = [{"digest": _hex(rng), "name": f"shipment/{lot}", "logIndex": rng.randrange(1_000_000)}]
         predicate = {"domain": "supply-chain", "type": "shipment-scanned", "time": t, "data": data, "related": related}
         subject = (f"lot/{lot}", hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest())
@@ -183,7 +186,8 @@ def verify_log(ledger: Ledger, envs: Sequence[bytes], signers: Sequence[str], rn
             bad.append(i)
     ok = size == len(envs) and not bad
     if not ok:
-        print(f"  CHECK FAILED: log size {size} (expected {len(envs)}), entries not re-verifying: {bad}", file=sys.stderr)
+        print(f"  CHECK FAILED: log size {size} (expected {len(envs)}), entries not re-verifying: {bad}",
+              file=sys.stderr)
     return {"size": size, "expected": len(envs), "entries_checked": len(picks), "entries_failed": bad, "ok": ok}
 
 
@@ -206,7 +210,8 @@ def check_rejection(ledger: Ledger, good: Sequence[bytes], pos: int, use_submit:
     named = use_submit or (error or "").startswith(f"envelope {pos}:")
     ok = error is not None and not error.startswith(("InvalidInputError", "Exception")) and named and after == before
     if not ok:
-        print(f"  CHECK FAILED: bad envelope at {pos} of {len(batch)}: error={error!r}, size {before} -> {after}", file=sys.stderr)
+        print(f"  CHECK FAILED: bad envelope at {pos} of {len(batch)}: error={error!r}, size {before} -> {after}",
+              file=sys.stderr)
     return {"batch": 1 if use_submit else len(batch), "bad_position": pos, "error": error, "size_before": before,
             "size_after": after, "ok": ok}
 
@@ -365,11 +370,11 @@ def spread(values: list[float]) -> dict:
 def main(argv: list[str] | None = None) -> int:
     cpus = os.cpu_count() or 2
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--n", type=int, default=100_000, help="envelopes submitted per submit_many run (default 100000)")
+    parser.add_argument("--n", type=int, default=100_000, help="envelopes per submit_many run (default 100000)")
     parser.add_argument("--batch", type=int, default=10_000, help="submit_many batch size (default 10000)")
     parser.add_argument("--sample", type=int, default=2_000, help="envelopes submitted one at a time (default 2000)")
-    parser.add_argument("--serial-n", type=int, default=20_000, help="envelopes for submit_many with 1 worker (0: skip)")
-    parser.add_argument("--limit-n", type=int, default=20_000, help="envelopes for the 1-process limits (default 20000)")
+    parser.add_argument("--serial-n", type=int, default=20_000, help="envelopes for 1-worker submit_many (0: skip)")
+    parser.add_argument("--limit-n", type=int, default=20_000, help="envelopes for 1-process limits (default 20000)")
     parser.add_argument("--rounds", type=int, default=3, help="rounds; the best of each is kept (default 3)")
     parser.add_argument("--workers", type=int, default=cpus, help="Ledger workers (default: CPUs)")
     parser.add_argument("--procs", type=int, default=cpus, help="processes of the all-core limit (default: CPUs)")
@@ -378,7 +383,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=PARALLEL_THRESHOLD,
                         help=f"envelopes per warm-up batch (default {PARALLEL_THRESHOLD}; two are submitted)")
     parser.add_argument("--cache", type=Path, default=None,
-                        help="pickle of the generated envelopes: loaded if it matches, else written (saves the signing)")
+                        help="pickle of the signed envelopes: loaded if it matches, else written (skips signing)")
     parser.add_argument("--dir", default=None, help="where to create the temporary logs (default: system temp)")
     parser.add_argument("--out", type=Path, default=RESULTS, help=f"JSON results (default {RESULTS})")
     args = parser.parse_args(argv)
@@ -440,11 +445,13 @@ def main(argv: list[str] | None = None) -> int:
             runs["open_1"].append(limit_one(_open_range, opens[:limit_n]))
             runs["open_p"].append(limit_many(_open_range, opens, args.procs))
             m = runs["many"][-1]
-            print(f"round {r + 1}: submit_many {m['per_s']:,.0f}/s ({m['per_s'] / runs['open_p'][-1]['per_s']:.2f}x open_envelope "
+            o1, op = runs["open_1"][-1]["per_s"], runs["open_p"][-1]["per_s"]
+            r1, rp = runs["recover_1"][-1]["per_s"], runs["recover_p"][-1]["per_s"]
+            print(f"round {r + 1}: submit_many {m['per_s']:,.0f}/s ({m['per_s'] / op:.2f}x open_envelope "
                   f"x{args.procs}, cold batch {m['cold_seconds']:.2f} s), "
                   f"submit {runs['single'][-1]['per_s']:,.0f}/s, append {runs['append'][-1]['per_s']:,.0f}/s, "
-                  f"open_envelope {runs['open_1'][-1]['per_s']:,.0f}/s x1 {runs['open_p'][-1]['per_s']:,.0f}/s x{args.procs}, "
-                  f"recover {runs['recover_1'][-1]['per_s']:,.0f}/s x1 {runs['recover_p'][-1]['per_s']:,.0f}/s x{args.procs}")
+                  f"open_envelope {o1:,.0f}/s x1 {op:,.0f}/s x{args.procs}, "
+                  f"recover {r1:,.0f}/s x1 {rp:,.0f}/s x{args.procs}")
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
@@ -497,8 +504,8 @@ def main(argv: list[str] | None = None) -> int:
     rows.append(("bad envelope: raises, appends nothing", "yes" if rejects_ok else "NO", "-", "-", "all",
                  "PASS" if rejects_ok else "FAIL"))
 
-    widths = [max(len(r[i]) for r in [("metric", "value", "limit", "ratio", "target", "pass/fail"), *rows]) for i in range(6)]
     header = ("metric", "value", "limit", "ratio", "target", "pass/fail")
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(6)]
     print()
     for r in [header, *rows]:
         print(f"{r[0]:<{widths[0]}}  " + "  ".join(f"{c:>{w}}" for c, w in zip(r[1:], widths[1:])))
@@ -506,8 +513,9 @@ def main(argv: list[str] | None = None) -> int:
     for k, v in rate.items():
         print(f"  {k:<10} {v['best']:>9,.0f} {v['median']:>9,.0f} {v['worst']:>9,.0f}  ({v['rel_spread']:.0%})")
     verdict = "meets" if meets else "MISSES"
-    print(f"\nload average (1, 5, 15 min) at start {load_at_start[0]:.2f} {load_at_start[1]:.2f} {load_at_start[2]:.2f}, "
-          f"at end {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f} on {cpus} CPUs")
+    load_at_end = os.getloadavg()
+    print(f"\nload average (1, 5, 15 min) at start {' '.join(f'{x:.2f}' for x in load_at_start)}, "
+          f"at end {' '.join(f'{x:.2f}' for x in load_at_end)} on {cpus} CPUs")
     print(f"submit_many = {best['many']:,.0f} statements/s ({verdict} the >= {TARGET:,.0f}/s target; "
           f"{best['many'] / best['recover_p']:.2f}x the {P}-process recovery limit, "
           f"{best['many'] / best['open_p']:.2f}x open_envelope on {P} processes)")
@@ -540,7 +548,7 @@ def main(argv: list[str] | None = None) -> int:
         "workers": args.workers,
         "limit_processes": P,
         "cpu_count": cpus,
-        "load_average": {"start": load_at_start, "end": os.getloadavg()},  # the machine is shared
+        "load_average": {"start": load_at_start, "end": load_at_end},  # the machine is shared
         "python": sys.version.split()[0],
         "coincurve": version("coincurve"),
         "machine": platform.machine(),

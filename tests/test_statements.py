@@ -159,3 +159,12 @@ def test_envelope_json_form_uses_dsse_field_names(accounts):
     assert set(env) == {"payload", "payloadType", "signatures"}
     assert set(env["signatures"][0]) == {"keyid", "sig"}
     assert len(base64.b64decode(env["signatures"][0]["sig"])) == 65
+
+
+def test_digests_and_addresses_with_a_trailing_newline_are_rejected():
+    with pytest.raises(InvalidInputError, match="64 lowercase hex"):
+        make_statement([("x", D1 + "\n")], EVENT, {"domain": "d", "type": "t", "time": utc_now()})
+    ref = {"digest": D1}
+    with pytest.raises(InvalidInputError, match="provider"):
+        make_statement([("out", D2)], INFERENCE_RECEIPT, {"model": ref, "inputDigest": D1, "outputDigest": D2,
+                                                           "provider": "0x" + "11" * 20 + "\n", "time": utc_now()})

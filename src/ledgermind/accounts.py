@@ -21,11 +21,11 @@ from ledgermind.statements.dsse import checksum_address
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
 
-_ADDRESS = re.compile(r"^(0x)?[0-9a-fA-F]{40}$")
+_ADDRESS = re.compile(r"(0x)?[0-9a-fA-F]{40}")
 
 
 def to_checksum_address(address: str) -> str:
-    if not _ADDRESS.match(address):
+    if not _ADDRESS.fullmatch(address):
         raise InvalidInputError(f"{address!r} is not an Ethereum address")
     return checksum_address(bytes.fromhex(address.removeprefix("0x")))
 

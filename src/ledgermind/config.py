@@ -26,7 +26,7 @@ class Settings:
     account: str | None = None
     password: str | None = None
     log_max_batch: int = 50_000
-    log_max_latency: float = 0.001
+    log_max_latency: float = 0.0
     busy_timeout: float = 5.0  # seconds to wait for another process's write lock before giving up
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -81,7 +81,7 @@ def load_settings(home: str | os.PathLike[str] | None = None, **flags: Any) -> S
             account=pick("account", "LEDGERMIND_ACCOUNT", None),
             password=pick("password", "LEDGERMIND_PASSWORD", None),
             log_max_batch=int(pick("log_max_batch", "LEDGERMIND_LOG_MAX_BATCH", 50_000)),
-            log_max_latency=float(pick("log_max_latency", "LEDGERMIND_LOG_MAX_LATENCY", 0.001)),
+            log_max_latency=float(pick("log_max_latency", "LEDGERMIND_LOG_MAX_LATENCY", 0.0)),
             busy_timeout=float(pick("busy_timeout", "LEDGERMIND_BUSY_TIMEOUT", 5.0)),
             extra={k: v for k, v in file_values.items() if k not in _KNOWN},
         )

@@ -1,8 +1,9 @@
 """The durable log: an append-only SQLite file (WAL) of entries, tree tiles and signed checkpoints.
 
 Appends are group-committed by one writer thread: entries queued by any number of callers are
-written in one transaction (up to ``max_batch`` entries, waiting at most ``max_latency`` seconds
-for more), and each caller is acknowledged only after that transaction is durable
+written in one transaction (up to ``max_batch`` entries; by default it takes what is queued and does
+not wait, so entries arriving during one commit's fsync form the next batch; ``max_latency`` > 0 waits
+that long for more), and each caller is acknowledged only after that transaction is durable
 (``synchronous=FULL``). Every commit signs a checkpoint of the new tree in the same transaction, and
 only after checking that the tree it extends is the one the previous checkpoint signed, so the log
 never signs two inconsistent checkpoints. Hashing and tiling run in the submitting threads; the writer
@@ -113,7 +114,7 @@ class LogStore:
         signer: NoteSigner | None = None,
         *,
         max_batch: int = 50_000,
-        max_latency: float = 0.001,
+        max_latency: float = 0.0,
         busy_timeout: float = 5.0,
         tile_cache: int = 512,
     ) -> None:

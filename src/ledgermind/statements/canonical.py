@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
+import orjson
 import rfc8785
 
 from ledgermind.errors import InvalidInputError
@@ -20,11 +20,26 @@ def canonical_json(value: Any) -> bytes:
 
 def is_canonical(raw: bytes, parsed: Any) -> bool:
     """True if ``raw`` is exactly the RFC 8785 form of ``parsed`` (the JSON it decodes to)."""
-    # fast path: for ASCII keys, integers and strings the stdlib's compact sorted form equals RFC 8785
-    fast = json.dumps(parsed, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-    if fast.encode() == raw:
-        return True
+    # Fast path for the common case. Without non-ASCII text (key order by code point = by UTF-16 unit)
+    # and without fractions or exponents (number formats differ for floats), orjson's compact
+    # sorted form is byte for byte the RFC 8785 form. Anything else takes the exact, slower path.
+    if raw.isascii() and not _has_float(parsed):
+        try:
+            return orjson.dumps(parsed, option=orjson.OPT_SORT_KEYS) == raw
+        except (orjson.JSONEncodeError, TypeError):
+            return False
     try:
         return rfc8785.dumps(parsed) == raw
     except (rfc8785.CanonicalizationError, TypeError, ValueError):
         return False
+
+
+def _has_float(value: Any) -> bool:
+    t = type(value)
+    if t is float:
+        return True
+    if t is dict:
+        return any(_has_float(v) for v in value.values())
+    if t is list:
+        return any(_has_float(v) for v in value)
+    return False

@@ -22,8 +22,8 @@ from ledgermind.statements.canonical import canonical_json
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PREDICATE_NAMESPACE = "https://ledgermind.dev/attestations/"
 
-_HEX64 = re.compile(r"^[0-9a-f]{64}$")
-_ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+_ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
 
 
 def utc_now() -> str:
@@ -39,22 +39,9 @@ Digest = str  # 64 lowercase hex characters
 
 
 def _check_digest(v: str) -> str:
-    if not isinstance(v, str) or not _HEX64.match(v):
+    if not isinstance(v, str) or not _HEX64.fullmatch(v):
         raise ValueError("must be 64 lowercase hex characters (a SHA-256 digest)")
     return v
-
-
-class Subject(_Strict):
-    name: str = Field(min_length=1, max_length=1024)
-    digest: dict[str, str]
-
-    @field_validator("digest")
-    @classmethod
-    def _sha256(cls, v: dict[str, str]) -> dict[str, str]:
-        if "sha256" not in v:
-            raise ValueError("digest must include sha256")
-        _check_digest(v["sha256"])
-        return v
 
 
 class AssetRef(_Strict):
@@ -151,7 +138,7 @@ class InferenceReceiptV1(_Strict):
     @field_validator("provider")
     @classmethod
     def _addr(cls, v: str) -> str:
-        if not _ADDRESS.match(v):
+        if not _ADDRESS.fullmatch(v):
             raise ValueError("must be a 0x-prefixed 20-byte address")
         return v
 
@@ -218,6 +205,20 @@ class Statement:
         return self.subjects[0][1]
 
 
+def _subject(s: Any, i: int) -> tuple[str, str]:
+    # checked by hand, not by pydantic: this runs for every submitted statement
+    if not isinstance(s, dict) or set(s) != {"name", "digest"}:
+        raise InvalidInputError(f"statement subject {i} must have exactly 'name' and 'digest'")
+    name, digest = s["name"], s["digest"]
+    if not isinstance(name, str) or not 0 < len(name) <= 1024:
+        raise InvalidInputError(f"statement subject {i} name must be a string of 1 to 1024 characters")
+    if not isinstance(digest, dict) or not isinstance(digest.get("sha256"), str):
+        raise InvalidInputError(f"statement subject {i} digest must include sha256")
+    if not _HEX64.fullmatch(digest["sha256"]) or not all(isinstance(v, str) for v in digest.values()):
+        raise InvalidInputError(f"statement subject {i} digest sha256 must be 64 lowercase hex characters")
+    return name, digest["sha256"]
+
+
 def _first_error(e: ValidationError) -> str:
     err = e.errors()[0]
     where = ".".join(str(p) for p in err["loc"]) or "value"
@@ -241,10 +242,7 @@ def parse_statement(obj: Any) -> Statement:
     subjects = obj.get("subject")
     if not isinstance(subjects, list) or not subjects:
         raise InvalidInputError("statement needs a non-empty subject list")
-    try:
-        parsed = [Subject.model_validate(s) for s in subjects]
-    except ValidationError as e:
-        raise InvalidInputError(f"statement subject {_first_error(e)}") from e
+    parsed = [_subject(s, i) for i, s in enumerate(subjects)]
     ptype = obj.get("predicateType")
     model = _PREDICATES.get(ptype) if isinstance(ptype, str) else None
     if model is None:
@@ -254,7 +252,7 @@ def parse_statement(obj: Any) -> Statement:
         model.model_validate(predicate)
     except ValidationError as e:
         raise InvalidInputError(f"predicate ({ptype.removeprefix(PREDICATE_NAMESPACE)}) {_first_error(e)}") from e
-    return Statement(tuple((s.name, s.digest["sha256"]) for s in parsed), ptype, predicate)
+    return Statement(tuple(parsed), ptype, predicate)
 
 
 def statement_from_payload(payload: bytes) -> Statement:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
+
+import orjson
 
 from ledgermind.errors import InvalidInputError
 from ledgermind.statements.canonical import is_canonical
@@ -31,11 +32,14 @@ def open_envelope(raw: bytes | Envelope) -> SignedStatement:
     if env.payload_type != IN_TOTO_PAYLOAD_TYPE:
         raise InvalidInputError(f"payloadType is {env.payload_type!r}, expected {IN_TOTO_PAYLOAD_TYPE!r}")
     try:
-        obj = json.loads(env.payload)
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        obj = orjson.loads(env.payload)
+    except orjson.JSONDecodeError as e:
         raise InvalidInputError(f"statement payload is not JSON: {e}") from e
     if not is_canonical(env.payload, obj):
         raise InvalidInputError("statement payload is not RFC 8785 canonical JSON")
     statement = parse_statement(obj)
     signer = env.signer()
-    return SignedStatement(signer, statement, env, env.to_bytes())
+    entry = env.to_bytes()
+    if not isinstance(raw, Envelope) and raw == entry:
+        entry = raw  # share the caller's bytes instead of keeping a second copy
+    return SignedStatement(signer, statement, env, entry)
