@@ -11,6 +11,13 @@ from pathlib import Path
 import pytest
 
 
+@pytest.fixture(autouse=True)
+def _anchor_only_where_tested(request, monkeypatch):
+    """Tests of the log and registry do not anchor on every write; chain tests (marked ``chain``) do."""
+    if "chain" not in request.keywords:
+        monkeypatch.setenv("LEDGERMIND_AUTO_ANCHOR", "0")
+
+
 @pytest.fixture(scope="session")
 def accounts():
     from eth_account import Account

@@ -89,7 +89,7 @@ def test_register_verify_lineage_bundle_round_trip(cli, files, populated, tmp_pa
 
 
 def test_every_read_command_has_json(cli, populated):
-    assert cli.json("assets")[0]["kind"] == "dataset"
+    assert cli.json("list")[0]["kind"] == "dataset"
     assert cli.json("show", "data.csv")["statement"]["predicate"]["licence"] == "CC0-1.0"
     assert cli.json("log", "info")["size"] == 2
     assert cli.json("log", "checkpoint")["checkpoint"].splitlines()[1] == "2"
@@ -132,7 +132,7 @@ def test_modified_file_fails_verify_with_both_digests(cli, files, populated):
         (["submit", "{data}"], ["envelope is not JSON"]),
         (["verify", "--bundle", "{data}"], ["is not JSON"]),
         (["verify", "--bundle", "/no/bundle.json"], ["no such bundle"]),
-        (["assets", "--kind", "robot"], ["--kind"]),
+        (["list", "--kind", "robot"], ["--kind"]),
         (["verify"], ["give a PATH or ID"]),
     ],
 )
@@ -235,7 +235,7 @@ def test_concurrent_cli_registrations_all_land(cli, tmp_path):
     for t in threads:
         t.join()
     assert all(r.returncode == 0 for r in results), [r.stderr for r in results]
-    assert sorted(a["logIndex"] for a in cli.json("assets")) == [0, 1, 2, 3]
+    assert sorted(a["logIndex"] for a in cli.json("list")) == [0, 1, 2, 3]
     assert cli.json("log", "fsck")["ok"]
 
 

@@ -20,8 +20,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ledgermind.accounts import DEV_PASSWORD, Keystore
+from ledgermind.anchoring import AnchorPolicy, AnchorQueue, Anchorer, check_anchor_on_chain, log_id
+from ledgermind.chain.connection import Chain, ChainError
+from ledgermind.chain.deployments import Deployment, Deployments
 from ledgermind.config import Settings, load_settings
-from ledgermind.errors import InvalidInputError, NotFoundError, StorageError
+from ledgermind.errors import InvalidInputError, LedgermindError, NotFoundError, StorageError
 from ledgermind.fingerprint import Fingerprint, FingerprintCache, fingerprint
 from ledgermind.ledger import Ledger
 from ledgermind.log import NoteSigner
@@ -30,6 +33,9 @@ from ledgermind.log.store import LogStore
 from ledgermind.registry import Registration, Registry, RegistryIndex, VerifyReport, verify_bundle
 from ledgermind.registry.verify import (
     BUNDLE_MEDIA_TYPE,
+    AnchorEvidence,
+    anchor_bundle_json,
+    check_consistency_to_anchor,
     ProvenEntry,
     bundle_entry,
     check_entry,
@@ -79,16 +85,19 @@ class Client:
         self._registry: Registry | None = None
         self._cache: FingerprintCache | None = None
         self._account: LocalAccount | None = None
+        self._chain: Chain | None = None
+        self._anchors: AnchorQueue | None = None
         self.dev_account_created = False
+        self.last_anchor: dict[str, Any] | None = None
 
     # ------------------------------------------------------------------ lifecycle
     def close(self) -> None:
-        for closer in (self._ledger, self._store, self._cache):
+        for closer in (self._ledger, self._store, self._cache, self._chain, self._anchors):
             if closer is not None:
                 closer.close()
         if self._registry is not None:
             self._registry.index.close()
-        self._store = self._ledger = self._registry = self._cache = None
+        self._store = self._ledger = self._registry = self._cache = self._chain = self._anchors = None
 
     def __enter__(self) -> Client:
         return self
@@ -164,22 +173,28 @@ class Client:
     def register_dataset(self, path: str | os.PathLike[str], *, progress: Progress | None = None, **kw: Any) -> Registration:
         """Register a dataset file or folder (see Registry.register_dataset for the options)."""
         account = self.account()
-        return self._writing_registry().register_dataset(path, account, progress=progress, **kw)
+        return self._after_write(self._writing_registry().register_dataset(path, account, progress=progress, **kw))
 
     def register_model(
         self, path: str | os.PathLike[str], *, trained_on: list[str], progress: Progress | None = None, **kw: Any
     ) -> Registration:
         """Register a model with its lineage (datasets it was trained on, parent models)."""
         account = self.account()
-        return self._writing_registry().register_model(path, account, trained_on=trained_on, progress=progress, **kw)
+        return self._after_write(
+            self._writing_registry().register_model(path, account, trained_on=trained_on, progress=progress, **kw)
+        )
 
     def record_event(self, *, domain: str, type: str, data: dict[str, Any] | None = None, related: list[str] = ()) -> Registration:  # type: ignore[assignment]
         account = self.account()
-        return self._writing_registry().record_event(account, domain=domain, type=type, data=data, related=list(related))
+        return self._after_write(
+            self._writing_registry().record_event(account, domain=domain, type=type, data=data, related=list(related))
+        )
 
     def record_evaluation(self, *, model: str, dataset: str, metrics: dict[str, float]) -> Registration:
         account = self.account()
-        return self._writing_registry().record_evaluation(account, model=model, dataset=dataset, metrics=metrics)
+        return self._after_write(
+            self._writing_registry().record_evaluation(account, model=model, dataset=dataset, metrics=metrics)
+        )
 
     def submit(self, envelope: bytes) -> dict[str, Any]:
         """Append a statement signed elsewhere (e.g. by a hardware wallet): a DSSE envelope's JSON bytes.
@@ -187,10 +202,15 @@ class Client:
         The signature, payload type, canonical form and statement are checked first; on any error
         nothing is appended.
         """
-        appended = self.ledger.submit(envelope)
+        appended = self._after_write(self.ledger.submit(envelope))
         return {"logIndex": appended.index, "signer": appended.signer,
                 "predicateType": appended.statement.statement.predicate_type,
                 "subject": appended.statement.statement.digest}
+
+    def _after_write(self, result: Any) -> Any:
+        """Anchor if the policy says so; the outcome (or why it stays queued) is kept in ``last_anchor``."""
+        self.last_anchor = self.maybe_anchor() if self.settings.auto_anchor else None
+        return result
 
     def lineage(self, ref: str) -> dict[str, Any]:
         return self.registry.lineage(ref)
@@ -217,8 +237,10 @@ class Client:
 
     # ------------------------------------------------------------------ verification
     def _proven(self, index: int) -> ProvenEntry:
-        proof = self.ledger.prove(index)
-        return ProvenEntry(index, self._log().entry(index), proof.tree_size, proof.root, proof.hashes, proof.checkpoint.note)
+        """Entry ``index`` with its inclusion proof against the checkpoint signed when it was appended."""
+        store = self._log()
+        cp = store.checkpoint_covering(index)
+        return ProvenEntry(index, store.entry(index), cp.size, cp.root, store.inclusion_proof(index, cp.size), cp.note)
 
     def verify(
         self, target: str | os.PathLike[str], *, expect: str | None = None, progress: Progress | None = None
@@ -254,9 +276,38 @@ class Client:
         check_subject(report, statement, row.digest)
         manifest = statement.statement.predicate.get("manifest") if statement else None
         check_fingerprint(report, row.digest, fp, manifest)
+        self._check_anchor(report, row.log_index)
         report.sort()
         self._verify_lineage(report, statement, set())
         return report
+
+    def _anchor_for(self, chain_id: int, index: int) -> tuple[AnchorEvidence, ProvenEntry] | None:
+        """The newest anchor on ``chain_id`` that covers entry ``index``, with that entry proven."""
+        latest = self.anchor_queue.latest(chain_id)
+        if latest is None or latest.tree_size <= index:
+            return None
+        store = self._log()
+        cp = store.checkpoint_at(latest.tree_size)
+        evidence = AnchorEvidence(chain_id, latest.contract or "", latest.tx_hash or "", latest.block_number or 0,
+                                  latest.block_hash or "", latest.tree_size, cp.root, cp.note)
+        return evidence, self._proven(index)
+
+    def _check_anchor(self, report: VerifyReport, index: int) -> None:
+        try:
+            chain = self.chain()
+        except LedgermindError as e:
+            report.add("anchor", None, f"not checked: {e}")
+            return
+        found = self._anchor_for(chain.chain_id, index)
+        if found is None:
+            report.add("anchor", None, f"entry {index} is not anchored on chain {chain.chain_id} yet (run 'ledgermind anchor')")
+            return
+        evidence, proven = found
+        hashes = self._log().consistency_proof(proven.tree_size, evidence.tree_size)
+        check_consistency_to_anchor(report, proven, evidence, hashes, self._log().verifier)
+        ok, detail = check_anchor_on_chain(chain, evidence.contract, log_id(self._log().verifier.vkey()),
+                                           evidence.tree_size, evidence.root, evidence.tx_hash)
+        report.add("anchor", ok, detail)
 
     def _verify_lineage(self, report: VerifyReport, statement: Any, seen: set[str]) -> None:
         for digest in lineage_refs(statement):
@@ -285,12 +336,29 @@ class Client:
             return fingerprint(folder)
 
     # ------------------------------------------------------------------ bundles
-    def bundle(self, ref: str) -> dict[str, Any]:
-        """A self-contained bundle of the asset and its whole lineage, proven against one checkpoint."""
+    def bundle(self, ref: str, anchor_chain: int | None = None) -> dict[str, Any]:
+        """A self-contained bundle of the asset and its whole lineage: each entry with its inclusion proof
+        against the checkpoint signed when it was appended, and, when the log has anchored them on chain
+        ``anchor_chain``, the anchor and a consistency proof from each entry's checkpoint to it."""
         row = self.registry.resolve(ref)
         store = self._log()
         vkey = store.verifier.vkey()
-        out = {"mediaType": BUNDLE_MEDIA_TYPE, **bundle_entry(self._proven(row.log_index), store.origin, vkey)}
+        anchor = None
+        if anchor_chain is not None:
+            found = self._anchor_for(anchor_chain, row.log_index)
+            anchor = found[0] if found else None
+
+        def entry(index: int) -> dict[str, Any]:
+            proven = self._proven(index)
+            item = bundle_entry(proven, store.origin, vkey)
+            if anchor is not None:
+                hashes = store.consistency_proof(proven.tree_size, anchor.tree_size)
+                item["verificationMaterial"]["tlogEntries"][0]["anchorConsistency"] = anchor_bundle_json(proven, hashes)
+            return item
+
+        out = {"mediaType": BUNDLE_MEDIA_TYPE, **entry(row.log_index)}
+        if anchor is not None:
+            out["anchor"] = anchor.to_json()
         lineage: list[dict[str, Any]] = []
         todo, seen = [row.digest], {row.digest}
         while todo:
@@ -299,14 +367,22 @@ class Client:
                 if prow is None or parent in seen:
                     continue
                 seen.add(parent)
-                lineage.append(bundle_entry(self._proven(prow.log_index), store.origin, vkey))
+                lineage.append(entry(prow.log_index))
                 todo.append(parent)
         out["lineage"] = lineage
         return out
 
-    def export_bundle(self, ref: str, path: str | os.PathLike[str]) -> Path:
+    def export_bundle(self, ref: str, path: str | os.PathLike[str], anchor: bool = True) -> Path:
+        """Write ``bundle(ref)`` to ``path``; with ``anchor``, anchor first if the entry is not yet covered."""
         out = Path(path).expanduser()
-        data = json.dumps(self.bundle(ref), indent=2).encode()
+        chain_id = None
+        if anchor:
+            row = self.registry.resolve(ref)
+            chain = self.chain()
+            chain_id = chain.chain_id
+            if self._anchor_for(chain_id, row.log_index) is None:
+                self.anchor()
+        data = json.dumps(self.bundle(ref, chain_id), indent=2).encode()
         tmp = out.with_name(out.name + ".tmp")
         tmp.write_bytes(data)
         os.replace(tmp, out)
@@ -315,9 +391,12 @@ class Client:
     @staticmethod
     def verify_bundle(
         bundle_path: str | os.PathLike[str], path: str | os.PathLike[str] | None = None, *, log_key: str | None = None,
-        progress: Progress | None = None,
+        rpc_url: str | None = None, progress: Progress | None = None,
     ) -> VerifyReport:
-        """Verify a bundle offline (no LEDGERMIND_HOME, no log), and the local bytes at ``path`` if given."""
+        """Verify a bundle with no LEDGERMIND_HOME and no log, and the local bytes at ``path`` if given.
+
+        The anchor is checked on the chain at ``rpc_url`` if given; otherwise it is taken from the bundle
+        and the report says so."""
         bp = Path(bundle_path).expanduser()
         if not bp.is_file():
             raise NotFoundError(f"no such bundle file: {bp}")
@@ -326,9 +405,100 @@ class Client:
         except (UnicodeDecodeError, json.JSONDecodeError) as e:
             raise InvalidInputError(f"bundle {bp} is not JSON: {e}") from e
         fp = fingerprint(Path(path).expanduser(), progress=progress) if path is not None else None
-        report = verify_bundle(bundle, fp, log_key)
+        check = None
+        if rpc_url is not None:
+            def check(anchor: AnchorEvidence, log: bytes) -> tuple[bool, str]:
+                try:
+                    chain = Chain.connect(Path(tempfile.gettempdir()), rpc_url, anchor.chain_id)
+                except LedgermindError as e:
+                    return False, str(e)
+                try:
+                    return check_anchor_on_chain(chain, anchor.contract, log, anchor.tree_size, anchor.root, anchor.tx_hash)
+                finally:
+                    chain.close()
+        report = verify_bundle(bundle, fp, log_key, check)
         report.target = str(path) if path is not None else str(bp)
         return report
+
+    # ------------------------------------------------------------------ chain
+    def chain(self) -> Chain:
+        """The configured chain: --rpc-url, else this home's running node, else the embedded chain in-process."""
+        if self._chain is None:
+            self._chain = Chain.connect(self.settings.chain_dir, self.settings.rpc_url, self.settings.chain_id)
+        return self._chain
+
+    @property
+    def deployments(self) -> Deployments:
+        return Deployments(self.settings.deployments_dir)
+
+    @property
+    def anchor_queue(self) -> AnchorQueue:
+        if self._anchors is None:
+            self._anchors = AnchorQueue(self.settings.anchors_path)
+        return self._anchors
+
+    def _anchorer(self) -> Anchorer:
+        policy = AnchorPolicy(self.settings.anchor_every_entries, self.settings.anchor_every_seconds)
+        return Anchorer(self._log(), self.anchor_queue, self.deployments, self.chain, self.account, policy)
+
+    def deploy(self) -> dict[str, Any]:
+        """Deploy the contracts on the configured chain (idempotent); the acting account anchors."""
+        chain = self.chain()
+        deployed = self.deployments.deploy(chain, self.account())
+        return {"chainId": chain.chain_id, "contracts": {n: d.__dict__ for n, d in deployed.items()}}
+
+    def anchor(self) -> dict[str, Any]:
+        """Anchor the latest checkpoint now. Raises ChainError (the anchor stays queued) if the chain fails."""
+        store = self._log()
+        chain = self.chain()
+        anchorer = self._anchorer()
+        anchorer.request(chain.chain_id)
+        done = anchorer.run(chain, force=True)
+        latest = done or self.anchor_queue.latest(chain.chain_id)
+        return {"chainId": chain.chain_id, "logSize": store.size(), "anchored": latest.to_json() if latest else None}
+
+    def maybe_anchor(self) -> dict[str, Any] | None:
+        """Anchor if the policy says it is time. Never raises for chain trouble: the anchor stays queued
+        and the returned dict says why. Returns None when there was nothing to do."""
+        try:
+            chain = self.chain()
+            anchorer = self._anchorer()
+            if not anchorer.due(chain.chain_id):
+                return None
+            anchorer.request(chain.chain_id)
+            done = anchorer.run(chain)
+            return {"anchored": done.to_json()} if done else None
+        except LedgermindError as e:
+            return {"queued": True, "reason": str(e)}
+
+    def anchors(self) -> list[dict[str, Any]]:
+        return [a.to_json() for a in self.anchor_queue.all()]
+
+    def mint(self, ref: str) -> dict[str, Any]:
+        """Mint a registered dataset or model as an ERC-721 token to the acting account."""
+        from ledgermind.registry.onchain import mint
+
+        chain = self.chain()
+        account = self.account()
+        deployment = self._asset_registry(chain, account)
+        return mint(chain, deployment, account, self.registry, ref, self._log().origin)
+
+    def owned(self, owner: str | None = None) -> list[dict[str, Any]]:
+        """Asset tokens ``owner`` (default: the acting account) holds on the configured chain."""
+        from ledgermind.registry.onchain import owned
+
+        chain = self.chain()
+        who = self.keystore.resolve(owner) if owner and owner.lower() in {a.lower() for a in self.keystore.addresses()} else owner
+        address = who or self.account().address
+        return owned(chain, self.deployments.require(chain, "AssetRegistry"), address, self.registry)
+
+    def _asset_registry(self, chain: Chain, account: LocalAccount) -> Deployment:
+        try:
+            return self.deployments.require(chain, "AssetRegistry")
+        except ChainError:
+            if chain.kind == "rpc":
+                raise
+            return self.deployments.deploy(chain, account)["AssetRegistry"]
 
     # ------------------------------------------------------------------ log
     def log_info(self) -> dict[str, Any]:

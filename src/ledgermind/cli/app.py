@@ -38,9 +38,22 @@ JsonOpt = typer.Option(False, "--json", help="Print JSON instead of text.")
 def _client(ctx: typer.Context) -> Client:
     state = ctx.find_root().obj
     if state.get("client") is None:
-        state["client"] = Client(settings=load_settings(state["home"], account=state["account"]))
+        state["client"] = Client(settings=load_settings(
+            state["home"], account=state["account"], rpc_url=state["rpc_url"], chain_id=state["chain_id"]
+        ))
         ctx.find_root().call_on_close(state["client"].close)
     return state["client"]
+
+
+def _after_write(client: Client) -> None:
+    """Say on stderr what happened around a write: a dev account created, an anchor sent or queued."""
+    note = client.last_anchor
+    if note and note.get("queued"):
+        err.print(f"[yellow]anchor queued, will retry:[/] {escape(note['reason'])}")
+    elif note and note.get("anchored"):
+        a = note["anchored"]
+        err.print(f"anchored tree size {a['treeSize']} on chain {a['chainId']} (tx {a['txHash']})")
+    _note_dev_account(client)
 
 
 def _note_dev_account(client: Client) -> None:
@@ -56,12 +69,16 @@ def main_callback(
     ctx: typer.Context,
     home: Optional[Path] = typer.Option(None, "--home", help="Data folder (default: $LEDGERMIND_HOME or ~/.ledgermind)."),
     account: Optional[str] = typer.Option(None, "--account", help="Acting account address (default: the default account)."),
+    rpc_url: Optional[str] = typer.Option(
+        None, "--rpc-url", help="An EVM chain's JSON-RPC URL (default: $LEDGERMIND_RPC_URL, else the embedded chain)."
+    ),
+    chain_id: Optional[int] = typer.Option(None, "--chain-id", help="Refuse any chain that reports another chain id."),
     version: bool = typer.Option(False, "--version", help="Print the version and exit.", is_eager=True),
 ) -> None:
     if version:
         out.print(__version__)
         raise typer.Exit()
-    ctx.obj = {"home": home, "account": account, "client": None}
+    ctx.obj = {"home": home, "account": account, "rpc_url": rpc_url, "chain_id": chain_id, "client": None}
 
 
 # ---------------------------------------------------------------------- accounts
@@ -106,6 +123,7 @@ def register_dataset(
     consent: Optional[bool] = typer.Option(None, "--consent/--no-consent", help="Personal data collected with consent."),
     pii: Optional[bool] = typer.Option(None, "--pii/--no-pii", help="Whether it contains personal data."),
     store: bool = typer.Option(False, "--store", help="Also copy the bytes into the local content store."),
+    mint_it: bool = typer.Option(False, "--mint", help="Also mint the dataset as an ERC-721 token to the actor."),
     as_json: bool = JsonOpt,
 ) -> None:
     """Fingerprint a dataset and append its signed registration to the log."""
@@ -115,8 +133,24 @@ def register_dataset(
             path, name=name, licence=licence, source=source, consent=consent, contains_pii=pii, store=store,
             progress=progress,
         )
-    _note_dev_account(client)
-    emit_json(r.to_json()) if as_json else _print_registration(r.to_json())
+    _finish_registration(client, r.to_json(), mint_it, as_json)
+
+
+def _finish_registration(client: Client, r: dict[str, Any], mint_it: bool, as_json: bool) -> None:
+    if mint_it:
+        r["token"] = client.mint(r["id"])
+    _after_write(client)
+    if as_json:
+        emit_json(r)
+        return
+    _print_registration(r)
+    if mint_it:
+        _print_mint(r["token"])
+
+
+def _print_mint(t: dict[str, Any]) -> None:
+    out.print(f"minted token [cyan]{t['tokenId'][:18]}…[/] to {t['owner']} on chain {t['chainId']} "
+              f"(contract {t['contract']}, tx {t['txHash']}, {t['gasUsed']:,} gas)")
 
 
 def _json_file(path: Optional[Path], what: str) -> dict[str, Any]:
@@ -159,6 +193,7 @@ def register_model(
     fmt: Optional[str] = typer.Option(None, "--format", help="Serialization format (guessed from the file type)."),
     name: Optional[str] = typer.Option(None, help="Name (default: the file or folder name)."),
     store: bool = typer.Option(False, "--store", help="Also copy the bytes into the local content store."),
+    mint_it: bool = typer.Option(False, "--mint", help="Also mint the model as an ERC-721 token (parents must be minted)."),
     as_json: bool = JsonOpt,
 ) -> None:
     """Register a model with its lineage: the datasets it was trained on and its parent models."""
@@ -169,8 +204,7 @@ def register_model(
             hyperparameters=_pairs(param, "--param"), code_rev=code_rev, framework=framework, format=fmt,
             name=name, store=store, progress=progress,
         )
-    _note_dev_account(client)
-    emit_json(r.to_json()) if as_json else _print_registration(r.to_json())
+    _finish_registration(client, r.to_json(), mint_it, as_json)
 
 
 @app.command("event")
@@ -196,7 +230,7 @@ def event(
                 raise InvalidInputError("--data must be a JSON object")
     client = _client(ctx)
     r = client.record_event(domain=domain, type=type_, data=payload, related=related)
-    _note_dev_account(client)
+    _after_write(client)
     if as_json:
         emit_json(r.to_json())
     else:
@@ -216,18 +250,20 @@ def submit(
         raise InvalidInputError(f"no such file: {envelope}") from e
     except IsADirectoryError as e:
         raise InvalidInputError(f"{envelope} is a folder, expected a DSSE envelope JSON file") from e
-    r = _client(ctx).submit(raw)
+    client = _client(ctx)
+    r = client.submit(raw)
+    _after_write(client)
     emit_json(r) if as_json else out.print(f"appended at log index {r['logIndex']}, signed by {r['signer']}")
 
 
 # ---------------------------------------------------------------------- reads
-@app.command("assets")
-def assets(
+@app.command("list")
+def list_registered(
     ctx: typer.Context,
     kind: Optional[str] = typer.Option(None, help="Only 'dataset' or 'model'."),
     as_json: bool = JsonOpt,
 ) -> None:
-    """List registered datasets and models."""
+    """List the datasets and models registered in the log."""
     if kind not in (None, "dataset", "model"):
         raise InvalidInputError("--kind must be 'dataset' or 'model'")
     rows = _client(ctx).assets(kind)
@@ -274,7 +310,8 @@ def verify(
         raise InvalidInputError("give a PATH or ID to verify, or --bundle FILE [PATH]")
     with hashing_progress("hashing") as progress:
         if bundle is not None:
-            report = Client.verify_bundle(bundle, target, log_key=log_key, progress=progress)
+            rpc = ctx.find_root().obj["rpc_url"] or os.environ.get("LEDGERMIND_RPC_URL")
+            report = Client.verify_bundle(bundle, target, log_key=log_key, rpc_url=rpc, progress=progress)
         else:
             report = _client(ctx).verify(target, expect=expect, progress=progress)  # type: ignore[arg-type]
     emit_json(report.to_json()) if as_json else print_report(report.to_json())
@@ -292,6 +329,87 @@ def bundle_cmd(
     """Export a self-contained bundle (statements, inclusion proofs, checkpoint, log key) for offline verify."""
     path = _client(ctx).export_bundle(ref, output)
     emit_json({"bundle": str(path)}) if as_json else out.print(f"wrote {path}")
+
+
+# ---------------------------------------------------------------------- chain
+@app.command("assets")
+def assets(
+    ctx: typer.Context,
+    owner: Optional[str] = typer.Option(None, "--owner", help="Whose tokens (default: the acting account)."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """List the asset tokens an account owns on the chain."""
+    rows = _client(ctx).owned(owner)
+    if as_json:
+        emit_json(rows)
+        return
+    if not rows:
+        out.print("no asset tokens owned")
+    from rich.table import Table
+
+    table = Table("token id", "kind", "name", "log index", "chain", box=None)
+    for r in rows:
+        table.add_row(r["tokenId"][:18] + "…", r["kind"], escape(str(r["name"])), str(r["logIndex"]), str(r["chainId"]))
+    out.print(table)
+
+
+@app.command("mint")
+def mint_cmd(ctx: typer.Context, ref: str = typer.Argument(..., metavar="ID"), as_json: bool = JsonOpt) -> None:
+    """Mint a registered dataset or model as an ERC-721 token to the acting account."""
+    t = _client(ctx).mint(ref)
+    emit_json(t) if as_json else _print_mint(t)
+
+
+@app.command("deploy")
+def deploy(ctx: typer.Context, as_json: bool = JsonOpt) -> None:
+    """Deploy the contracts on the chain (idempotent) and record them under LEDGERMIND_HOME/deployments."""
+    info = _client(ctx).deploy()
+    if as_json:
+        emit_json(info)
+        return
+    for name, d in info["contracts"].items():
+        out.print(f"{name:<15} {d['address']}  block {d['block_number']}  tx {d['tx_hash']}")
+    out.print(f"chain {info['chainId']}: deployed")
+
+
+@app.command("anchor")
+def anchor(ctx: typer.Context, as_json: bool = JsonOpt) -> None:
+    """Anchor the log's latest checkpoint on the chain now (queued and retried if the chain fails)."""
+    info = _client(ctx).anchor()
+    if as_json:
+        emit_json(info)
+        return
+    a = info["anchored"]
+    if a is None:
+        out.print("nothing to anchor: the log is empty")
+    else:
+        out.print(f"tree size {a['treeSize']} anchored on chain {a['chainId']} in {a['contract']} "
+                  f"(tx {a['txHash']}, block {a['blockNumber']}); log size {info['logSize']}")
+
+
+@app.command("anchors")
+def anchors(ctx: typer.Context, as_json: bool = JsonOpt) -> None:
+    """List anchors: anchored, queued (with their last error) and superseded."""
+    rows = _client(ctx).anchors()
+    if as_json:
+        emit_json(rows)
+        return
+    for a in rows:
+        extra = f"tx {a['txHash']} block {a['blockNumber']}" if a["status"] == "anchored" else (a["lastError"] or "")
+        out.print(f"chain {a['chainId']} size {a['treeSize']:>8} {a['status']:<10} {escape(extra)}")
+
+
+@app.command("node")
+def node(
+    ctx: typer.Context,
+    host: str = typer.Option("127.0.0.1", help="Address to listen on (loopback by default)."),
+    port: int = typer.Option(8545, help="Port (0 picks a free one)."),
+) -> None:
+    """Serve the embedded chain over standard Ethereum JSON-RPC until interrupted."""
+    from ledgermind.chain.node import run_node
+
+    client = _client(ctx)
+    run_node(client.settings, host, port, lambda url: out.print(f"ledgermind node: chain serving at {url}", highlight=False))
 
 
 # ---------------------------------------------------------------------- log

@@ -293,6 +293,13 @@ class LogStore:
             raise NotFoundError(f"the log signed no checkpoint at size {size}")
         return self._signed(bytes(row[0]))
 
+    def checkpoint_covering(self, index: int) -> SignedCheckpoint:
+        """The first checkpoint that includes entry ``index``: the one signed when it was appended."""
+        row = self._db().execute("SELECT note FROM checkpoints WHERE size > ? ORDER BY size LIMIT 1", (index,)).fetchone()
+        if row is None:
+            raise NotFoundError(f"no signed checkpoint includes entry {index}")
+        return self._signed(bytes(row[0]))
+
     def checkpoints(self) -> Iterator[SignedCheckpoint]:
         """Every checkpoint the log signed, oldest first (signatures are not re-verified here)."""
         for (note,) in self._db().execute("SELECT note FROM checkpoints ORDER BY size"):

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from ledgermind.errors import InvalidInputError, LedgermindError
@@ -53,7 +53,7 @@ class VerifyReport:
         self.checks.sort(key=lambda c: _ORDER.index(c.name) if c.name in _ORDER else len(_ORDER))
 
 
-_ORDER = ["log key", "fingerprint", "signature", "subject", "inclusion", "checkpoint"]
+_ORDER = ["log key", "fingerprint", "signature", "subject", "inclusion", "checkpoint", "consistency", "anchor"]
 
 
 @dataclass(frozen=True)
@@ -160,6 +160,62 @@ def bundle_entry(proven: ProvenEntry, origin: str, vkey: str) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True)
+class AnchorEvidence:
+    """An on-chain anchor of a checkpoint, as carried in a bundle."""
+
+    chain_id: int
+    contract: str
+    tx_hash: str
+    block_number: int
+    block_hash: str
+    tree_size: int
+    root: bytes
+    checkpoint_note: bytes
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "chainId": self.chain_id, "contract": self.contract, "txHash": self.tx_hash,
+            "blockNumber": self.block_number, "blockHash": self.block_hash, "treeSize": str(self.tree_size),
+            "rootHash": _b64(self.root), "checkpoint": {"envelope": self.checkpoint_note.decode()},
+        }
+
+    @classmethod
+    def from_json(cls, obj: Any) -> AnchorEvidence:
+        try:
+            return cls(
+                chain_id=int(obj["chainId"]), contract=str(obj["contract"]), tx_hash=str(obj["txHash"]),
+                block_number=int(obj["blockNumber"]), block_hash=str(obj["blockHash"]),
+                tree_size=int(obj["treeSize"]), root=base64.b64decode(obj["rootHash"], validate=True),
+                checkpoint_note=obj["checkpoint"]["envelope"].encode(),
+            )
+        except (KeyError, TypeError, ValueError, AttributeError, binascii.Error) as e:
+            raise InvalidInputError(f"bundle anchor is malformed: {e.__class__.__name__}: {e}") from e
+
+
+def check_consistency_to_anchor(
+    report: VerifyReport, proven: ProvenEntry, anchor: AnchorEvidence, hashes: list[bytes], verifier: NoteVerifier,
+    label: str = "",
+) -> bool:
+    """The entry's checkpoint is a prefix of the anchored one (consistency proof), and the anchored
+    checkpoint is signed by the same log. Adds one check; returns whether it passed."""
+    from ledgermind.log import verify_consistency
+
+    name = f"{label} consistency".strip()
+    try:
+        cp = verifier.open_checkpoint(anchor.checkpoint_note)
+        if (cp.size, cp.root) != (anchor.tree_size, anchor.root):
+            raise CheckpointError("anchored checkpoint note does not match the anchor's size and root")
+        verify_consistency(proven.tree_size, anchor.tree_size, hashes, proven.root, anchor.root)
+    except (CheckpointError, ProofError) as e:
+        return report.add(name, False, str(e))
+    return report.add(name, True, f"tree {proven.tree_size} is a prefix of the anchored tree {anchor.tree_size}")
+
+
+def anchor_bundle_json(proven: ProvenEntry, hashes: list[bytes]) -> dict[str, Any]:
+    return {"fromSize": str(proven.tree_size), "hashes": [_b64(h) for h in hashes]}
+
+
 def parse_bundle_entry(obj: Any, where: str) -> tuple[ProvenEntry, str]:
     """Read one bundle entry back. Returns (entry, the log's vkey). Raises InvalidInputError when malformed."""
     try:
@@ -182,9 +238,26 @@ def parse_bundle_entry(obj: Any, where: str) -> tuple[ProvenEntry, str]:
         raise InvalidInputError(f"bundle {where} is malformed: {e.__class__.__name__}: {e}") from e
 
 
-def verify_bundle(bundle: Any, fp: Fingerprint | None, log_key: str | None = None) -> VerifyReport:
+def _anchor_hashes(obj: Any, proven: ProvenEntry, where: str) -> list[bytes]:
+    try:
+        cons = obj["verificationMaterial"]["tlogEntries"][0]["anchorConsistency"]
+        if int(cons["fromSize"]) != proven.tree_size:
+            raise ValueError("anchorConsistency.fromSize differs from the inclusion proof's treeSize")
+        return [base64.b64decode(h, validate=True) for h in cons["hashes"]]
+    except (KeyError, IndexError, TypeError, ValueError, binascii.Error) as e:
+        raise InvalidInputError(f"bundle {where} anchor consistency proof is malformed: {e}") from e
+
+
+def verify_bundle(
+    bundle: Any, fp: Fingerprint | None, log_key: str | None = None,
+    check_on_chain: Callable[[AnchorEvidence, bytes], tuple[bool, str]] | None = None,
+) -> VerifyReport:
     """Verify a bundle offline: the asset's entry, every ancestor in its lineage, against the bundled
-    (or pinned, ``log_key``) log key. ``fp`` is the fingerprint of the local bytes, if any."""
+    (or pinned, ``log_key``) log key. ``fp`` is the fingerprint of the local bytes, if any.
+
+    If the bundle carries an anchor, each entry's checkpoint must be a prefix of the anchored one; the
+    anchor itself is checked with ``check_on_chain(anchor, log_id)`` when given, else taken from the
+    bundle and reported as such."""
     if not isinstance(bundle, dict) or bundle.get("mediaType") != BUNDLE_MEDIA_TYPE:
         raise InvalidInputError(f"not a ledgermind bundle (mediaType must be {BUNDLE_MEDIA_TYPE})")
     proven, vkey = parse_bundle_entry(bundle, "entry")
@@ -206,21 +279,36 @@ def verify_bundle(bundle: Any, fp: Fingerprint | None, log_key: str | None = Non
     check_fingerprint(report, digest, fp, manifest)
     if not is_asset(statement):
         report.add("subject", False, "bundle statement is not a dataset or model registration")
-    ancestors: dict[str, tuple[ProvenEntry, str]] = {}
+    ancestors: dict[str, tuple[ProvenEntry, str, list[bytes]]] = {}
     for i, item in enumerate(bundle.get("lineage", [])):
         entry, key = parse_bundle_entry(item, f"lineage[{i}]")
+        hashes = _anchor_hashes(item, entry, f"lineage[{i}]") if bundle.get("anchor") else []
         try:
-            ancestors[open_envelope(entry.entry).statement.digest] = (entry, key)
+            ancestors[open_envelope(entry.entry).statement.digest] = (entry, key, hashes)
         except LedgermindError as e:
             report.add(f"lineage[{i}]", False, str(e))
+    anchor = AnchorEvidence.from_json(bundle["anchor"]) if bundle.get("anchor") else None
+    if anchor is not None:
+        check_consistency_to_anchor(report, proven, anchor, _anchor_hashes(bundle, proven, "entry"), verifier)
+        if check_on_chain is None:
+            report.add("anchor", None, f"taken from the bundle, not checked on chain (offline): tree size "
+                       f"{anchor.tree_size} in {anchor.contract} on chain {anchor.chain_id}, tx {anchor.tx_hash}; "
+                       "pass --rpc-url to check it")
+        else:
+            from ledgermind.anchoring import log_id
+
+            ok, detail = check_on_chain(anchor, log_id(verifier.vkey()))
+            report.add("anchor", ok, detail)
+    else:
+        report.add("anchor", None, "the bundle carries no anchor (the log had not anchored this entry yet)")
     report.sort()
-    _check_lineage_offline(report, statement, ancestors, verifier, set())
+    _check_lineage_offline(report, statement, ancestors, verifier, set(), anchor, bundle)
     return report
 
 
 def _check_lineage_offline(
-    report: VerifyReport, statement: SignedStatement | None, ancestors: dict[str, tuple[ProvenEntry, str]],
-    verifier: NoteVerifier, seen: set[str],
+    report: VerifyReport, statement: SignedStatement | None, ancestors: dict[str, tuple[ProvenEntry, str, list[bytes]]],
+    verifier: NoteVerifier, seen: set[str], anchor: AnchorEvidence | None = None, bundle: Any = None,
 ) -> None:
     for digest in lineage_refs(statement):
         if digest in seen:
@@ -229,9 +317,11 @@ def _check_lineage_offline(
         if digest not in ancestors:
             report.add(f"lineage {digest[:12]}", False, "ancestor is missing from the bundle")
             continue
-        entry, _ = ancestors[digest]
+        entry = ancestors[digest][0]
         sub = VerifyReport(target=digest)
         parent = check_entry(sub, entry, verifier)
+        if anchor is not None:
+            check_consistency_to_anchor(sub, entry, anchor, ancestors[digest][2], verifier)
         ok = sub.ok and is_asset(parent)
         name = parent.statement.subjects[0][0] if parent else "?"
         kind = parent.statement.predicate_type.rsplit("/", 2)[-2] if parent else "?"
@@ -240,5 +330,5 @@ def _check_lineage_offline(
             f"lineage {digest[:12]}", ok,
             f"{kind} {name!r} at log index {entry.index} verified" if ok else "; ".join(failed) or "not a registration",
         )
-        _check_lineage_offline(report, parent, ancestors, verifier, seen)
+        _check_lineage_offline(report, parent, ancestors, verifier, seen, anchor, bundle)
 

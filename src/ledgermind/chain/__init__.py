@@ -1,0 +1,1 @@
+"""EVM chains: connections, the embedded chain and its JSON-RPC node, deployments."""

@@ -1,0 +1,114 @@
+"""Where ledgermind's contracts live on each chain: records under LEDGERMIND_HOME/deployments/<chain id>.json.
+
+``deploy`` is idempotent: a contract whose record matches code on chain is kept; a missing or stale
+record (e.g. an anvil that was restarted: same chain id, new genesis) leads to a fresh deployment.
+``require`` never deploys: it says what is missing in one line.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ledgermind.chain.connection import Chain, ChainError
+from ledgermind.contracts import load as load_artifact
+
+if TYPE_CHECKING:
+    from eth_account.signers.local import LocalAccount
+
+CONTRACTS = ("AnchorRegistry", "AssetRegistry")
+DEPLOY_GAS = 6_000_000
+GRANT_GAS = 120_000
+
+
+@dataclass(frozen=True)
+class Deployment:
+    name: str
+    address: str
+    block_number: int
+    tx_hash: str
+    code_hash: str  # sha256 of the runtime code, to notice a record that no longer matches the chain
+
+
+class Deployments:
+    """The deployment records of one home, one JSON file per chain id."""
+
+    def __init__(self, folder: str | os.PathLike[str]) -> None:
+        self.folder = Path(folder)
+
+    def _path(self, chain_id: int) -> Path:
+        return self.folder / f"{chain_id}.json"
+
+    def read(self, chain_id: int) -> dict[str, Any]:
+        path = self._path(chain_id)
+        if not path.is_file():
+            return {}
+        try:
+            return json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as e:
+            raise ChainError(f"deployment record {path} is unreadable: {e}") from e
+
+    def _write(self, chain_id: int, record: dict[str, Any]) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        path = self._path(chain_id)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(record, indent=2, sort_keys=True))
+        os.replace(tmp, path)
+
+    def _valid(self, chain: Chain, record: dict[str, Any], name: str) -> Deployment | None:
+        entry = record.get("contracts", {}).get(name)
+        if not entry or record.get("genesisHash") != chain.genesis_hash():
+            return None
+        code = chain.code_at(entry["address"])
+        if not code or hashlib.sha256(code).hexdigest() != entry["code_hash"]:
+            return None
+        return Deployment(**entry)
+
+    def require(self, chain: Chain, name: str) -> Deployment:
+        """The live deployment of ``name`` on ``chain``, or ChainError saying to run ``ledgermind deploy``."""
+        record = self.read(chain.chain_id)
+        entry = record.get("contracts", {}).get(name)
+        if not entry:
+            raise ChainError(f"no {name} deployment on {chain.describe}: run 'ledgermind deploy'")
+        found = self._valid(chain, record, name)
+        if found is None:
+            raise ChainError(
+                f"the {name} deployment record for chain {chain.chain_id} is stale (no matching code at "
+                f"{entry['address']}; was the chain reset?): run 'ledgermind deploy'"
+            )
+        return found
+
+    def deploy(self, chain: Chain, account: LocalAccount, operators: list[str] = ()) -> dict[str, Deployment]:  # type: ignore[assignment]
+        """Deploy whatever is missing or stale; grant the anchoring role to ``operators``. Idempotent."""
+        record = self.read(chain.chain_id)
+        genesis = chain.genesis_hash()
+        if record.get("genesisHash") != genesis:
+            record = {"chainId": chain.chain_id, "genesisHash": genesis, "contracts": {}}
+        chain.ensure_funds(account.address)
+        out: dict[str, Deployment] = {}
+        for name in CONTRACTS:
+            found = self._valid(chain, record, name)
+            if found is None:
+                art = load_artifact(name)
+                receipt = chain.deploy(account, art["bytecode"], art["abi"], gas=DEPLOY_GAS)
+                code = chain.code_at(receipt.contract_address)
+                found = Deployment(name, receipt.contract_address, receipt.block_number, receipt.tx_hash,
+                                   hashlib.sha256(code).hexdigest())
+                record["contracts"][name] = asdict(found)
+                self._write(chain.chain_id, record)
+            out[name] = found
+        registry = contract(chain, out["AnchorRegistry"])
+        role = chain.call(registry.functions.OPERATOR_ROLE())
+        for op in {account.address, *operators}:
+            if not chain.call(registry.functions.hasRole(role, op)):
+                chain.transact(account, registry.functions.grantRole(role, op), GRANT_GAS)
+        return out
+
+
+def contract(chain: Chain, deployment: Deployment) -> Any:
+    """A web3 contract object for a deployment."""
+    return chain.w3.eth.contract(address=deployment.address, abi=load_artifact(deployment.name)["abi"])
