@@ -27,18 +27,25 @@ _SCHEMA = "CREATE TABLE IF NOT EXISTS kv (k BLOB PRIMARY KEY, v BLOB NOT NULL) W
 _GET = "SELECT v FROM kv WHERE k = ?"
 _PUT_ROW = "(?,?)"
 _MAX_ROWS_PER_STATEMENT = 15_000  # 2 parameters per row, under SQLite's 32766 host-parameter limit
+DEFAULT_CACHE_ENTRIES = 50_000
 
 
 class SQLiteKV(BaseDB):
     """py-evm's ``BaseDB`` over one SQLite file, with writes buffered until ``commit()``.
 
+    Committed values are cached in memory (up to ``cache_entries``; the cache is simply emptied when full): a
+    block's execution reads the same few trie nodes again and again. The cache is only coherent because one
+    process writes the file (the embedded chain holds an exclusive lock on its folder).
+
     Not thread-safe by itself: callers serialize access (the embedded chain holds a lock around every use).
     The file is created if missing. Raises StorageError if the file cannot be opened as a SQLite database.
     """
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, cache_entries: int = DEFAULT_CACHE_ENTRIES) -> None:
         self.path = Path(path)
         self._pending: dict[bytes, bytes | None] = {}
+        self._cache: dict[bytes, bytes] = {}
+        self._cache_entries = cache_entries
         self._lock = threading.Lock()  # guards close() against a concurrent commit from another thread
         try:
             # isolation_level=None: we issue BEGIN/COMMIT ourselves, so a transaction is exactly one commit()
@@ -59,9 +66,13 @@ class SQLiteKV(BaseDB):
             if value is _DELETED:
                 raise KeyError(key)
             return value
+        value = self._cache.get(key)
+        if value is not None:
+            return value
         row = self._connection().execute(_GET, (key,)).fetchone()
         if row is None:
             raise KeyError(key)
+        self._remember(key, row[0])
         return row[0]
 
     def __setitem__(self, key: bytes, value: bytes) -> None:
@@ -76,6 +87,8 @@ class SQLiteKV(BaseDB):
         pending = self._pending
         if key in pending:
             return pending[key] is not _DELETED
+        if key in self._cache:
+            return True
         return self._connection().execute(_GET, (key,)).fetchone() is not None
 
     # ------------------------------------------------------------------ transactions
@@ -111,6 +124,12 @@ class SQLiteKV(BaseDB):
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 raise StorageError(f"cannot write the chain database {self.path}: {e}") from e
+            cache = self._cache
+            for k, v in self._pending.items():
+                if v is _DELETED:
+                    cache.pop(k, None)
+                else:
+                    self._remember(k, v)
             self._pending.clear()
 
     def rollback(self) -> None:
@@ -121,11 +140,17 @@ class SQLiteKV(BaseDB):
         """Close the file. Uncommitted writes are dropped (commit first to keep them). Idempotent."""
         with self._lock:
             self._pending.clear()
+            self._cache.clear()
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
 
     # ------------------------------------------------------------------ helpers
+    def _remember(self, key: bytes, value: bytes) -> None:
+        if len(self._cache) >= self._cache_entries:
+            self._cache.clear()  # cheaper than LRU bookkeeping on every read; hot nodes come back at once
+        self._cache[key] = value
+
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
             raise StorageError(f"the chain database {self.path} is closed")
