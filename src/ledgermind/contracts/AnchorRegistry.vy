@@ -115,7 +115,7 @@ def anchor(log_id: bytes32, tree_size: uint64, root: bytes32, checkpoint_hash: b
     # A log only grows: an equal size would be a second root for the same
     # tree (a fork), a smaller one a rollback. Zero fails this test too
     # (no head is below zero) and is told apart only on the failure path.
-    if convert(tree_size, uint256) <= head & _MASK64:
+    if convert(tree_size, uint256) < head & _MASK64:
         assert tree_size != 0, "zero tree size"
         raise "tree size must increase"
 
