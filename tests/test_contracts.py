@@ -246,6 +246,7 @@ def test_mint_a_dataset(assets, admin, alice):
     assert (list(minted_event.parents), minted_event.metadata_uri) == ([], uri("patients"))
 
     assert assets.exists(tid)
+    assert assets.kind_of(tid) == DATASET
     assert assets.ownerOf(tid) == alice
     assert assets.balanceOf(alice) == 1
     assert assets.tokenURI(tid) == uri("patients")
@@ -258,6 +259,7 @@ def test_mint_a_dataset(assets, admin, alice):
 def test_mint_a_model_with_lineage(minted, admin, bob):
     parents = sorted([token_id("patients"), token_id("controls")])
     assert minted.asset(token_id("model")) == (digest("model"), MODEL, parents)
+    assert minted.kind_of(token_id("model")) == MODEL
     assert minted.parents_of(token_id("model")) == parents
 
     # a model can derive from a model and a dataset
@@ -314,8 +316,13 @@ def test_a_token_is_minted_once(minted, admin, bob):
         (MODEL, digest("x"), uri("x"), [token_id("nobody")], "unknown parent"),
         (MODEL, digest("x"), uri("x"), [token_id("x")], "unknown parent"),  # itself
         (MODEL, digest("x"), uri("x"), [token_id("patients")] * 2, "parents not strictly ascending"),
-        (MODEL, digest("x"), uri("x"), sorted([token_id("patients"), token_id("controls")])[::-1],
-         "parents not strictly ascending"),
+        (
+            MODEL,
+            digest("x"),
+            uri("x"),
+            sorted([token_id("patients"), token_id("controls")])[::-1],
+            "parents not strictly ascending",
+        ),
     ],
 )
 def test_mint_rules(minted, admin, bob, kind, dgst, meta, parents, reason):
@@ -389,6 +396,8 @@ def test_token_uri_and_views_of_unminted_tokens(minted):
         minted.asset(token_id("nobody"))
     with boa.reverts("unknown asset"):
         minted.parents_of(token_id("nobody"))
+    assert not minted.exists(token_id("nobody"))
+    assert minted.kind_of(token_id("nobody")) == 0
     assert minted.name() == "ledgermind assets" and minted.symbol() == "LMA"
 
 
@@ -411,7 +420,7 @@ def test_supports_interface(assets, interface_id, supported):
 
 def test_unsafe_entry_points_are_not_exported():
     names = {item.get("name") for item in load("AssetRegistry")["abi"]}
-    assert {"mint", "royaltyInfo", "set_royalty", "asset", "parents_of", "exists"} <= names
+    assert {"mint", "royaltyInfo", "set_royalty", "asset", "parents_of", "exists", "kind_of"} <= names
     # no burning (lineage would dangle), no sequential minting, no contract-owner royalty control
     assert not names & {"burn", "safe_mint", "set_default_royalty", "set_token_royalty", "reset_token_royalty"}
 

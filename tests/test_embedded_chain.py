@@ -128,6 +128,34 @@ def user(chain: EmbeddedChain):
     return account
 
 
+# ---------------------------------------------------------------------------------------------- the store
+def test_the_store_reads_its_own_writes_and_keeps_only_what_was_committed(tmp_path: Path) -> None:
+    from ledgermind.chain.kvdb import SQLiteKV
+
+    db = SQLiteKV(tmp_path / "kv.sqlite")
+    db[b"a"] = b"1"
+    db[b"b"] = b"2"
+    assert db[b"a"] == b"1" and b"b" in db and db.dirty
+    db.commit()
+    del db[b"a"]
+    db[b"c"] = b"3"
+    assert b"a" not in db and db[b"c"] == b"3"
+    with pytest.raises(KeyError):
+        db[b"a"]
+    db.rollback()  # back to the last commit
+    assert db[b"a"] == b"1" and b"c" not in db
+    del db[b"b"]
+    db[b"d"] = b"4"
+    db.commit()
+    db[b"uncommitted"] = b"lost"
+    db.close()
+    db = SQLiteKV(tmp_path / "kv.sqlite")
+    assert (db[b"a"], b"b" in db, db[b"d"], b"uncommitted" in db) == (b"1", False, b"4", False)
+    with pytest.raises(KeyError):
+        del db[b"missing"]
+    db.close()
+
+
 # ---------------------------------------------------------------------------------------------- the chain itself
 def test_a_new_folder_is_a_funded_dev_chain_with_a_private_faucet_key(chain: EmbeddedChain) -> None:
     w3 = chain.w3
@@ -390,7 +418,7 @@ def test_the_node_serves_loopback_only_unless_told(chain: EmbeddedChain) -> None
         NodeServer(chain, host="0.0.0.0", port=0)
 
 
-def test_imported_genesis_and_blocks_must_match_on_reopen(tmp_path: Path) -> None:
+def test_a_given_genesis_must_match_the_stored_one_on_reopen(tmp_path: Path) -> None:
     from ledgermind.chain.genesis import dev_genesis
 
     folder = tmp_path / "chain"

@@ -37,6 +37,8 @@ CREATE TABLE IF NOT EXISTS anchors (
     attempts INTEGER NOT NULL DEFAULT 0, next_try REAL NOT NULL DEFAULT 0, last_error TEXT,
     queued_at REAL NOT NULL, anchored_at REAL,
     PRIMARY KEY (chain_id, tree_size));
+CREATE TABLE IF NOT EXISTS outages (
+    target TEXT PRIMARY KEY, attempts INTEGER NOT NULL, next_try REAL NOT NULL, last_error TEXT NOT NULL);
 """
 
 
@@ -145,6 +147,21 @@ class AnchorQueue:
             (error, time.time() + delay, a.chain_id, a.tree_size),
         )
 
+    def outage(self, target: str) -> tuple[int, float, str] | None:
+        """(attempts, next try time, last error) while the chain at ``target`` could not be reached."""
+        row = self.db.execute("SELECT attempts, next_try, last_error FROM outages WHERE target = ?", (target,)).fetchone()
+        return tuple(row) if row else None  # type: ignore[return-value]
+
+    def record_outage(self, target: str, error: str) -> float:
+        """Note a failed connection; returns when to try again (exponential backoff)."""
+        attempts = (self.outage(target) or (0, 0.0, ""))[0]
+        next_try = time.time() + min(BACKOFF_MAX, BACKOFF_FIRST * 2**attempts)
+        self.db.execute("INSERT OR REPLACE INTO outages VALUES (?, ?, ?, ?)", (target, attempts + 1, next_try, error))
+        return next_try
+
+    def clear_outage(self, target: str) -> None:
+        self.db.execute("DELETE FROM outages WHERE target = ?", (target,))
+
     def forget_chain(self, chain_id: int) -> None:
         """Drop anchored records of a chain that was reset (they point at blocks that no longer exist)."""
         self.db.execute("DELETE FROM anchors WHERE chain_id = ? AND status != 'pending'", (chain_id,))
@@ -220,10 +237,32 @@ class Anchorer:
                 ANCHOR_GAS,
             )
         except LedgermindError as e:
+            adopted = self._adopt(chain, target)  # another process may have anchored the same checkpoint
+            if adopted is not None:
+                return adopted
             self.queue.mark_failed(target, str(e))
             raise ChainError(f"anchor of tree size {target.tree_size} queued for retry: {e}") from e
         self.queue.mark_anchored(target, deployment.address, receipt.tx_hash, receipt.block_number, receipt.block_hash)
         return self.queue.latest(chain.chain_id)
+
+    def _adopt(self, chain: Chain, target: Anchor) -> Anchor | None:
+        """If the chain already holds ``target`` (anchored by another process), record that anchor."""
+        from ledgermind.chain.deployments import contract
+
+        try:
+            deployment = self.deployments.require(chain, "AnchorRegistry")
+            registry = contract(chain, deployment)
+            if bytes(chain.call(registry.functions.root_at(self.log_id, target.tree_size))).hex() != target.root:
+                return None
+            for event in registry.events.Anchored().get_logs(from_block=0, argument_filters={"log_id": self.log_id}):
+                if int(event["args"]["tree_size"]) == target.tree_size:
+                    block = chain.w3.eth.get_block(event["blockNumber"])
+                    self.queue.mark_anchored(target, deployment.address, "0x" + bytes(event["transactionHash"]).hex(),
+                                             int(event["blockNumber"]), "0x" + bytes(block["hash"]).hex())
+                    return self.queue.latest(chain.chain_id)
+        except LedgermindError:
+            return None
+        return None
 
     def _deployment(self, chain: Chain, account: LocalAccount):
         from ledgermind.chain.connection import ChainError

@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -441,10 +442,11 @@ class Client:
         policy = AnchorPolicy(self.settings.anchor_every_entries, self.settings.anchor_every_seconds)
         return Anchorer(self._log(), self.anchor_queue, self.deployments, self.chain, self.account, policy)
 
-    def deploy(self) -> dict[str, Any]:
-        """Deploy the contracts on the configured chain (idempotent); the acting account anchors."""
+    def deploy(self, grant: list[str] = ()) -> dict[str, Any]:  # type: ignore[assignment]
+        """Deploy the contracts on the configured chain (idempotent); the acting account and ``grant`` may
+        anchor and mint."""
         chain = self.chain()
-        deployed = self.deployments.deploy(chain, self.account())
+        deployed = self.deployments.deploy(chain, self.account(), list(grant))
         return {"chainId": chain.chain_id, "contracts": {n: d.__dict__ for n, d in deployed.items()}}
 
     def anchor(self) -> dict[str, Any]:
@@ -458,10 +460,20 @@ class Client:
         return {"chainId": chain.chain_id, "logSize": store.size(), "anchored": latest.to_json() if latest else None}
 
     def maybe_anchor(self) -> dict[str, Any] | None:
-        """Anchor if the policy says it is time. Never raises for chain trouble: the anchor stays queued
-        and the returned dict says why. Returns None when there was nothing to do."""
+        """Anchor if the policy says it is time. Never raises for chain trouble: the entries wait in the
+        log (the next anchor covers them), the chain is retried with backoff, and the returned dict says
+        why. Returns None when there was nothing to do."""
+        target = self.settings.rpc_url or "embedded"
+        outage = self.anchor_queue.outage(target)
+        if outage is not None and outage[1] > time.time():
+            return {"queued": True, "reason": f"{outage[2]} (next try in {outage[1] - time.time():.0f} s)"}
         try:
             chain = self.chain()
+        except LedgermindError as e:
+            self.anchor_queue.record_outage(target, str(e))
+            return {"queued": True, "reason": str(e)}
+        self.anchor_queue.clear_outage(target)
+        try:
             anchorer = self._anchorer()
             if not anchorer.due(chain.chain_id):
                 return None

@@ -103,7 +103,7 @@ class Chain:
         try:
             chain_id = w3.eth.chain_id
         except Exception as e:  # connection refused, DNS, timeout, garbage: all mean "not reachable"
-            raise ChainError(f"cannot reach the RPC at {url}: {_short(e)}") from e
+            raise ChainError(f"cannot reach the RPC at {url}: {_network_reason(e)}") from e
         return cls(w3, chain_id, kind, url=url)
 
     def close(self) -> None:
@@ -241,6 +241,22 @@ def revert_reason(e: BaseException) -> str:
         if msg.startswith(prefix):
             return msg[len(prefix):].strip() or "execution reverted (no reason)"
     return _short(msg)
+
+
+def _network_reason(e: BaseException) -> str:
+    text = str(e)
+    for needle, reason in (
+        ("Connection refused", "connection refused"),
+        ("timed out", "timed out"),
+        ("Read timed out", "timed out"),
+        ("Name or service not known", "unknown host"),
+        ("No address associated", "unknown host"),
+        ("Temporary failure in name resolution", "unknown host"),
+        ("Connection reset", "connection reset"),
+    ):
+        if needle in text:
+            return reason
+    return _short(e)
 
 
 def _short(e: Any) -> str:

@@ -83,7 +83,10 @@ class Deployments:
         return found
 
     def deploy(self, chain: Chain, account: LocalAccount, operators: list[str] = ()) -> dict[str, Deployment]:  # type: ignore[assignment]
-        """Deploy whatever is missing or stale; grant the anchoring role to ``operators``. Idempotent."""
+        """Deploy whatever is missing or stale; let ``account`` and ``operators`` anchor and mint. Idempotent.
+
+        Granting needs ``account`` to administer the contracts (it does if it deployed them); otherwise
+        ChainError says who can."""
         record = self.read(chain.chain_id)
         genesis = chain.genesis_hash()
         if record.get("genesisHash") != genesis:
@@ -101,11 +104,14 @@ class Deployments:
                 record["contracts"][name] = asdict(found)
                 self._write(chain.chain_id, record)
             out[name] = found
-        registry = contract(chain, out["AnchorRegistry"])
-        role = chain.call(registry.functions.OPERATOR_ROLE())
-        for op in {account.address, *operators}:
-            if not chain.call(registry.functions.hasRole(role, op)):
-                chain.transact(account, registry.functions.grantRole(role, op), GRANT_GAS)
+        anchors = contract(chain, out["AnchorRegistry"])
+        assets = contract(chain, out["AssetRegistry"])
+        role = chain.call(anchors.functions.OPERATOR_ROLE())
+        for who in dict.fromkeys([account.address, *operators]):
+            if not chain.call(anchors.functions.hasRole(role, who)):
+                chain.transact(account, anchors.functions.grantRole(role, who), GRANT_GAS)
+            if not chain.call(assets.functions.is_minter(who)):
+                chain.transact(account, assets.functions.set_minter(who, True), GRANT_GAS)
         return out
 
 

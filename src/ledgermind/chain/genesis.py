@@ -144,7 +144,11 @@ def dev_genesis(
 
     Account 0 is the faucet (1e9 ETH); the others hold 1e6 ETH each. Requires accounts >= 1.
     """
-    from eth.constants import POST_MERGE_DIFFICULTY, POST_MERGE_MIX_HASH, POST_MERGE_NONCE
+    from eth.constants import (
+        POST_MERGE_DIFFICULTY,
+        POST_MERGE_MIX_HASH,
+        POST_MERGE_NONCE,
+    )
     from eth_keys import keys
 
     if accounts < 1:

@@ -48,7 +48,8 @@ class SQLiteKV(BaseDB):
         self._cache_entries = cache_entries
         self._lock = threading.Lock()  # guards close() against a concurrent commit from another thread
         try:
-            # isolation_level=None: we issue BEGIN/COMMIT ourselves, so a transaction is exactly one commit()
+            # isolation_level=None: we issue BEGIN/COMMIT ourselves, so a transaction is exactly one commit().
+            # Every statement is a constant string, so sqlite3's statement cache keeps each one prepared.
             self._conn: sqlite3.Connection | None = sqlite3.connect(
                 self.path, isolation_level=None, check_same_thread=False, cached_statements=64
             )

@@ -84,7 +84,7 @@ def _invalid(index: int, why: str) -> RpcError:
 
 # ---------------------------------------------------------------------------------------------- decoding
 def _hexstr(value: Any, index: int) -> str:
-    if not isinstance(value, str) or not value[:2] in ("0x", "0X"):
+    if not isinstance(value, str) or value[:2] not in ("0x", "0X"):
         raise _invalid(index, f"hex string without 0x prefix: {str(value)[:80]!r}")
     return value[2:]
 
@@ -168,6 +168,8 @@ def _rejection(message: str) -> str:
         return f"nonce too {'low' if tx < state else 'high'}: tx: {tx} state: {state}"
     if "cannot afford txn gas" in message or "enough balance" in message:
         return "insufficient funds for gas * price + value"
+    if message.startswith("Transaction exceeds gas limit"):
+        return "exceeds block gas limit"
     return message
 
 
@@ -384,6 +386,10 @@ class RpcHandler:
             return tx.gas_price
         return min(tx.max_fee_per_gas, base_fee + tx.max_priority_fee_per_gas)
 
+    def _max_blob_gas(self, number: int) -> int:
+        fork = [name for start, name in self.chain.spec.forks if start <= number][-1]
+        return (6 if fork == "cancun" else 9) * 2**17  # EIP-4844's 6 blobs a block, EIP-7691's 9 from Prague
+
     def _blob_base_fee(self, header: Any) -> int:
         return self.evm.get_vm(header).state.blob_base_fee
 
@@ -593,10 +599,10 @@ class RpcHandler:
             return []
         block = self._block(header)
         out = []
-        for receipt in self._receipts_json(block):
-            for entry in receipt["logs"]:
-                if _log_matches(entry, criteria):
-                    out.append(entry)
+        first = 0
+        for index, (tx, receipt) in enumerate(zip(block.transactions, block.get_receipts(self.evm.chaindb))):
+            out.extend(e for e in self._logs_json(block, tx, index, receipt.logs, first) if _log_matches(e, criteria))
+            first += len(receipt.logs)
         return out
 
     def _logs(self, criteria: dict[str, Any], index: int, start: int | None = None) -> list[dict[str, Any]]:
@@ -759,7 +765,7 @@ def _fee_history(h: RpcHandler, count: Any, newest: Any, percentiles: Any = None
         ratios.append(header.gas_used / header.gas_limit if header.gas_limit else 0.0)
         has_blobs = getattr(header, "excess_blob_gas", None) is not None
         blob_fees.append(_q(h._blob_base_fee(header) if has_blobs else 0))
-        blob_ratios.append((header.blob_gas_used / (9 * 2**17)) if has_blobs else 0.0)
+        blob_ratios.append((header.blob_gas_used / h._max_blob_gas(number)) if has_blobs else 0.0)
         if percentiles is not None:
             rewards.append([_q(r) for r in _rewards(h, header, percentiles)])
     if last.block_number == h._head().block_number:

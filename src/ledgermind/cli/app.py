@@ -361,9 +361,13 @@ def mint_cmd(ctx: typer.Context, ref: str = typer.Argument(..., metavar="ID"), a
 
 
 @app.command("deploy")
-def deploy(ctx: typer.Context, as_json: bool = JsonOpt) -> None:
+def deploy(
+    ctx: typer.Context,
+    grant: list[str] = typer.Option([], "--grant", help="Also let this address anchor and mint (repeat)."),
+    as_json: bool = JsonOpt,
+) -> None:
     """Deploy the contracts on the chain (idempotent) and record them under LEDGERMIND_HOME/deployments."""
-    info = _client(ctx).deploy()
+    info = _client(ctx).deploy(grant)
     if as_json:
         emit_json(info)
         return
@@ -406,10 +410,14 @@ def node(
     port: int = typer.Option(8545, help="Port (0 picks a free one)."),
 ) -> None:
     """Serve the embedded chain over standard Ethereum JSON-RPC until interrupted."""
-    from ledgermind.chain.node import run_node
+    from ledgermind.cli.node import run_node
 
     client = _client(ctx)
-    run_node(client.settings, host, port, lambda url: out.print(f"ledgermind node: chain serving at {url}", highlight=False))
+    run_node(
+        client.settings, host, port,
+        lambda url: out.print(f"ledgermind node: chain {client.settings.chain_dir} serving at {url}"),
+        lambda line: err.print(escape(line)),
+    )
 
 
 # ---------------------------------------------------------------------- log

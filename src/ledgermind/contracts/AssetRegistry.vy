@@ -253,6 +253,15 @@ def exists(token_id: uint256) -> bool:
 
 @external
 @view
+def kind_of(token_id: uint256) -> uint8:
+    """
+    @notice The kind of `token_id`: 1 dataset, 2 model, 0 if never minted.
+    """
+    return convert(self._records[token_id] & 255, uint8)
+
+
+@external
+@view
 def asset(token_id: uint256) -> (bytes32, uint8, DynArray[uint256, MAX_PARENTS]):
     """
     @notice Returns `(digest, kind, parents)` of a minted asset.

@@ -36,7 +36,10 @@ def load(name: str) -> dict[str, Any]:
     """Return the compiled artifact of contract ``name`` (one of CONTRACTS) as a fresh dict.
 
     Keys: ``contractName``, ``abi``, ``bytecode`` (deploy code, 0x-hex), ``deployedBytecode`` (runtime code),
-    ``compiler``, ``evmVersion``, ``optimize``, ``sources`` (import path -> sha256) and ``integrity``.
+    ``compiler``, ``evmVersion``, ``optimize``, ``sources`` (import path -> sha256 of every file compiled in)
+    and ``integrity`` (vyper's digest over them). The code a deployment leaves on chain is ``deployedBytecode``
+    followed by the immutables its constructor set (AssetRegistry: collection name, symbol, EIP-712 domain),
+    so compare with ``startswith``.
     Raises NotFoundError for an unknown name or a missing artifact (run the build).
     """
     if name not in CONTRACTS:

@@ -15,7 +15,6 @@ indentation, source paths relative to their search path, no timestamps or absolu
 from __future__ import annotations
 
 import argparse
-import hashlib
 import importlib.metadata
 import importlib.util
 import json
@@ -24,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ledgermind.contracts import BUILD_DIR, CONTRACTS, EVM_VERSION, SOURCE_DIR
+from ledgermind.errors import LedgermindError
 
 #: The exact compiler the artifacts are built with; snekmate 0.1.2 requires exactly this version.
 VYPER_VERSION = "0.4.3"
@@ -31,7 +31,7 @@ SNEKMATE_VERSION = "0.1.2"
 OPTIMIZE = "gas"
 
 
-class BuildError(Exception):
+class BuildError(LedgermindError):
     """The build environment is wrong (compiler or snekmate version) or a source does not compile."""
 
 

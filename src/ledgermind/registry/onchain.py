@@ -19,7 +19,8 @@ if TYPE_CHECKING:
 
 KINDS = {"dataset": 1, "model": 2}
 KIND_NAMES = {v: k for k, v in KINDS.items()}
-MINT_GAS = 800_000
+MINT_GAS = 400_000  # plus MINT_GAS_PER_PARENT for each parent (a 32-parent model uses ~1.06M)
+MINT_GAS_PER_PARENT = 25_000
 
 
 def token_id(digest: str) -> int:
@@ -57,10 +58,17 @@ def mint(
                 f"chain {chain.chain_id}: mint it first"
             )
         parent_ids.append(token_id(parent))
+    parent_ids = sorted(set(parent_ids))  # the contract wants one encoding of a lineage: strictly ascending
+    if not chain.call(c.functions.is_minter(account.address)):
+        raise ChainError(
+            f"account {account.address} may not mint on chain {chain.chain_id}: the AssetRegistry owner can allow it "
+            f"with 'ledgermind deploy --grant {account.address}'"
+        )
     chain.ensure_funds(account.address)
     uri = metadata_uri(origin, row.log_index)
     receipt = chain.transact(
-        account, c.functions.mint(account.address, bytes.fromhex(row.digest), KINDS[row.kind], uri, parent_ids), MINT_GAS
+        account, c.functions.mint(account.address, bytes.fromhex(row.digest), KINDS[row.kind], uri, parent_ids),
+        MINT_GAS + MINT_GAS_PER_PARENT * len(parent_ids),
     )
     return {
         "id": row.digest, "tokenId": hex(tid), "kind": row.kind, "name": row.name, "owner": account.address,
