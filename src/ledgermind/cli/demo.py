@@ -1,8 +1,9 @@
 """``ledgermind demo``: the provenance story in one narrated run on the local ledger.
 
 A hospital registers a patient dataset, trains a small model on it (plain Python logistic regression,
-so the demo needs nothing beyond the core install), registers the model with its lineage, verifies it,
-shows that a tampered copy fails, and verifies an exported bundle offline.
+so the demo needs nothing beyond the core install), registers the model with its lineage, mints both
+as tokens and anchors the log on the (embedded) chain, verifies the model, shows that a tampered copy
+fails, and verifies an exported bundle offline.
 """
 
 from __future__ import annotations
@@ -105,11 +106,22 @@ def run_demo(client: Client, workdir: Path | None = None) -> bool:
     out.print(f"model id [cyan]{model.digest}[/] at log index {model.log_index}, accuracy {metrics['accuracy']}")
     out.print(lineage_tree(client.lineage(model.digest)))
 
-    _step(4, "Anyone verifies the model against the log")
+    _step(4, "Both are minted as ERC-721 tokens with their lineage, and the log is anchored on chain")
+    chain = client.chain()
+    client.deploy()  # idempotent; the embedded chain is ours to deploy on
+    owned = {t["id"] for t in client.owned()}
+    for asset in (ds, model):  # a second demo run finds them minted already
+        if asset.digest not in owned:
+            client.mint(asset.digest)
+    anchored = client.anchor()["anchored"]
+    out.print(f"tokens owned by {model.signer}: {len(client.owned())} on chain {chain.chain_id} ({chain.describe})")
+    out.print(f"tree size {anchored['treeSize']} anchored in {anchored['contract']} (tx {anchored['txHash']})")
+
+    _step(5, "Anyone verifies the model against the log and the chain")
     good = client.verify(model_dir)
     print_report(good.to_json())
 
-    _step(5, "A tampered copy (one byte of the weights changed) fails verification")
+    _step(6, "A tampered copy (one byte of the weights changed) fails verification")
     copy = work / "tampered-model"
     shutil.copytree(model_dir, copy)
     weights = (copy / "weights.json").read_bytes()
@@ -117,7 +129,7 @@ def run_demo(client: Client, workdir: Path | None = None) -> bool:
     bad = client.verify(copy, expect=model.digest)
     print_report(bad.to_json())
 
-    _step(6, "The model is exported as a bundle and verified offline, with no access to the log")
+    _step(7, "The model is exported as a bundle and verified offline, with no access to the log or chain")
     bundle = client.export_bundle(model.digest, work / "heart-risk.bundle.json")
     log_key = client.log_info()["publicKey"]  # a verifier pins the log's key it trusts
     out.print(f"bundle {escape(str(bundle))}; pinned log key {escape(log_key)}")
@@ -132,6 +144,7 @@ def run_demo(client: Client, workdir: Path | None = None) -> bool:
     table.add_column("result")
     table.add_row("dataset registered", f"log #{ds.log_index}")
     table.add_row("model registered with lineage", f"log #{model.log_index}")
+    table.add_row("minted and anchored", f"tree size {anchored['treeSize']} on chain {chain.chain_id}")
     table.add_row("verify original", "PASS" if good.ok else "FAIL")
     table.add_row("verify tampered copy", "FAIL (as expected)" if not bad.ok else "PASS (unexpected)")
     table.add_row("offline bundle verify", "PASS" if offline.ok else "FAIL")
