@@ -29,7 +29,14 @@ from ledgermind.chain.embedded import EmbeddedChain, ExecutionError, iter_rlp_bl
 from ledgermind.chain.genesis import from_geth_genesis
 from ledgermind.chain.rpc_server import NodeServer
 
-DATA = Path(os.environ.get("LEDGERMIND_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+def _shared_data() -> Path:
+    """The shared data folder: $LEDGERMIND_SHARED_DATA, else ../shared/data beside the checkout, else /work/shared/data."""
+    candidates = [Path(os.environ["LEDGERMIND_SHARED_DATA"])] if os.environ.get("LEDGERMIND_SHARED_DATA") else []
+    candidates += [Path(__file__).resolve().parents[2] / "shared" / "data", Path("/work/shared/data")]
+    return next((c for c in candidates if c.is_dir()), candidates[0])
+
+
+DATA = _shared_data()
 CASES = DATA / "execution-apis-tests"
 HEAD = 0x36
 
