@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import hashlib
 import os
-import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ledgermind.errors import LedgermindError, StorageError
+from ledgermind.errors import LedgermindError
 from ledgermind.log.store import LogStore
+from ledgermind.sqlite import open_db
 
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
@@ -81,13 +81,7 @@ class AnchorQueue:
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            self.db = sqlite3.connect(self.path, timeout=5.0, isolation_level=None)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.executescript(_SCHEMA)
-        except sqlite3.DatabaseError as e:
-            raise StorageError(f"anchor queue {self.path} is not usable: {e}") from e
+        self.db = open_db(self.path, _SCHEMA, "anchor queue")
 
     def close(self) -> None:
         self.db.close()

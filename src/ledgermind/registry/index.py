@@ -9,13 +9,13 @@ from __future__ import annotations
 import base64
 import json
 import os
-import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from ledgermind.errors import InvalidInputError, NotFoundError, StorageError
+from ledgermind.errors import InvalidInputError, NotFoundError
 from ledgermind.log.store import LogStore
+from ledgermind.sqlite import open_db
 from ledgermind.statements import DATASET, MODEL
 
 _SCHEMA = """
@@ -50,13 +50,7 @@ class RegistryIndex:
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            self.db = sqlite3.connect(self.path, timeout=5.0, isolation_level=None)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.executescript(_SCHEMA)
-        except sqlite3.DatabaseError as e:
-            raise StorageError(f"registry index {self.path} is not usable: {e}") from e
+        self.db = open_db(self.path, _SCHEMA, "registry index")
 
     def close(self) -> None:
         self.db.close()
