@@ -61,6 +61,14 @@ def recover_signer(message: bytes, signature: bytes) -> str:
 
     Rejects malleable (high-s) signatures. Raises SignatureError when nothing can be recovered.
     """
+    return recover_signer_from_hash(_eip191_hash(message), signature)
+
+
+def recover_signer_from_hash(digest: bytes, signature: bytes) -> str:
+    """Return the checksummed address whose key signed the 32-byte ``digest`` (EIP-191 or EIP-712 hash).
+
+    Rejects malleable (high-s) signatures. Raises SignatureError when nothing can be recovered.
+    """
     if len(signature) != 65:
         raise SignatureError(f"signature has {len(signature)} bytes, expected 65 (r || s || v)")
     v = signature[64]
@@ -70,9 +78,7 @@ def recover_signer(message: bytes, signature: bytes) -> str:
     if int.from_bytes(signature[32:64], "big") > _SECP256K1_N // 2:
         raise SignatureError("signature is malleable (s in the upper half of the curve order)")
     try:
-        pub = coincurve.PublicKey.from_signature_and_message(
-            signature[:64] + bytes([v]), _eip191_hash(message), hasher=None
-        )
+        pub = coincurve.PublicKey.from_signature_and_message(signature[:64] + bytes([v]), digest, hasher=None)
     except Exception as e:  # coincurve raises plain Exception on invalid points
         raise SignatureError(f"signature does not recover a public key: {e}") from e
     return checksum_address(keccak(pub.format(compressed=False)[1:])[12:])

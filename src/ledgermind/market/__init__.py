@@ -1,0 +1,1 @@
+"""Ownership and markets: access tokens, licences, the marketplace, payment channels, paid inference."""
