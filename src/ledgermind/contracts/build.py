@@ -51,11 +51,15 @@ def _snekmate_search_path() -> Path:
 
 
 def _relative(path: Path, roots: list[Path]) -> str:
-    """``path`` relative to the first root that contains it, in POSIX form."""
-    for root in roots:
-        if path.is_relative_to(root):
-            return path.relative_to(root).as_posix()
-    raise BuildError(f"{path} is outside the search paths {roots}")
+    """``path`` relative to the innermost root that contains it, in POSIX form.
+
+    Innermost, because roots nest in a regular (non-editable) install: snekmate's root is site-packages,
+    which also holds ledgermind/contracts, and the artifact must not depend on how ledgermind was installed.
+    """
+    containing = [root for root in roots if path.is_relative_to(root)]
+    if not containing:
+        raise BuildError(f"{path} is outside the search paths {roots}")
+    return path.relative_to(max(containing, key=lambda root: len(root.parts))).as_posix()
 
 
 def compile_contract(name: str) -> dict[str, Any]:
