@@ -20,7 +20,20 @@ from typing import Any
 from ledgermind.errors import NotFoundError
 
 #: Contracts shipped with ledgermind, in build order.
-CONTRACTS: tuple[str, ...] = ("AnchorRegistry", "AssetRegistry")
+CONTRACTS: tuple[str, ...] = (
+    "AnchorRegistry",
+    "AssetRegistry",
+    "PaymentChannels",
+    "ProviderRegistry",
+    "PaymentToken",
+    "AccessToken",
+    "AccessTokenFactory",
+    "Marketplace",
+)
+
+#: Contracts deployed as ERC-5202 blueprints (their artifact also has ``blueprintBytecode``): AccessToken, which
+#: AccessTokenFactory instantiates once per asset with ``create_from_blueprint``.
+BLUEPRINTS: tuple[str, ...] = ("AccessToken",)
 
 #: EVM version every contract is compiled for. Cancun: runs on py-evm's Prague VM (eth-tester's default),
 #: anvil, and the L2s that have not adopted Prague yet; Vyper 0.4.3 emits no Prague-only opcode anyway.
@@ -29,7 +42,7 @@ EVM_VERSION = "cancun"
 SOURCE_DIR = Path(__file__).parent
 BUILD_DIR = SOURCE_DIR / "build"
 
-__all__ = ["CONTRACTS", "EVM_VERSION", "load"]
+__all__ = ["BLUEPRINTS", "CONTRACTS", "EVM_VERSION", "load"]
 
 
 def load(name: str) -> dict[str, Any]:
@@ -39,7 +52,8 @@ def load(name: str) -> dict[str, Any]:
     ``compiler``, ``evmVersion``, ``optimize``, ``sources`` (import path -> sha256 of every file compiled in)
     and ``integrity`` (vyper's digest over them). The code a deployment leaves on chain is ``deployedBytecode``
     followed by the immutables its constructor set (AssetRegistry: collection name, symbol, EIP-712 domain),
-    so compare with ``startswith``.
+    so compare with ``startswith``. Blueprints (BLUEPRINTS) also have ``blueprintBytecode``: the deploy code that
+    stores the contract as an ERC-5202 blueprint, whose address AccessTokenFactory's constructor takes.
     Raises NotFoundError for an unknown name or a missing artifact (run the build).
     """
     if name not in CONTRACTS:

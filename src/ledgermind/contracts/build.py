@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ledgermind.contracts import BUILD_DIR, CONTRACTS, EVM_VERSION, SOURCE_DIR
+from ledgermind.contracts import BLUEPRINTS, BUILD_DIR, CONTRACTS, EVM_VERSION, SOURCE_DIR
 from ledgermind.errors import LedgermindError
 
 #: The exact compiler the artifacts are built with; snekmate 0.1.2 requires exactly this version.
@@ -89,7 +89,10 @@ def compile_contract(name: str) -> dict[str, Any]:
     settings = Settings(evm_version=EVM_VERSION, optimize=OptimizationLevel.from_string(OPTIMIZE))
     data = CompilerData(file_input, bundle, settings=settings)
     try:
-        out = outputs_from_compiler_data(data, ["abi", "bytecode", "bytecode_runtime", "integrity"])
+        formats = ["abi", "bytecode", "bytecode_runtime", "integrity"]
+        if name in BLUEPRINTS:
+            formats.append("blueprint_bytecode")
+        out = outputs_from_compiler_data(data, formats)
         imports = data.resolved_imports.compiler_inputs
     except Exception as exc:  # vyper raises many exception types; all mean "does not compile"
         raise BuildError(f"{name}.vy does not compile: {exc}") from exc
@@ -102,7 +105,7 @@ def compile_contract(name: str) -> dict[str, Any]:
         if not inp.from_builtin:
             sources[_relative(Path(inp.resolved_path), bundle.search_paths)] = inp.sha256sum
 
-    return {
+    artifact = {
         "contractName": name,
         "abi": out["abi"],
         "bytecode": out["bytecode"],
@@ -115,6 +118,10 @@ def compile_contract(name: str) -> dict[str, Any]:
         # vyper's own digest over all those inputs (`vyper -f integrity`)
         "integrity": out["integrity"],
     }
+    if name in BLUEPRINTS:
+        # deploy code that stores the contract as an ERC-5202 blueprint, for `create_from_blueprint`
+        artifact["blueprintBytecode"] = out["blueprint_bytecode"]
+    return artifact
 
 
 def render(artifact: dict[str, Any]) -> str:

@@ -1,0 +1,371 @@
+"""Paid vs unpaid inference serving, same model, same run.
+
+A scikit-learn LogisticRegression trained on the bundled breast_cancer dataset is registered in two ledgermind
+homes and served by two provider processes (``python -m ledgermind.inference.server``): one free (price 0: every
+answer still gets a signed receipt in the log), one paid through payment channels on the embedded chain (price 1
+wei per row; each request carries a cumulative EIP-712 voucher; 64 clients share 8 channels). A load generator
+in a third process keeps 64 concurrent clients busy, each with its own keep-alive connection, and measures
+requests/s and latency percentiles. Rounds alternate paid and unpaid so both see the same machine.
+
+After the last round the paid provider is stopped, its channel state is rebuilt from its log alone (as after a
+restart), every channel is settled on chain, and the contract's paid amounts must equal what the clients paid.
+
+The load generator speaks HTTP/1.1 over asyncio streams directly: httpx costs ~1-2 ms of client CPU per request
+here (~140 requests/s with 64 concurrent AsyncClient requests on this machine), which would measure the client,
+not the provider. One short httpx round is run for reference.
+
+    python bench/bench_inference.py [--requests 20000] [--rounds 3] [--clients 64] [--channels 8]
+
+Targets: payment overhead <= 10% (paid throughput >= 0.9 x unpaid); >= 1,000 paid requests/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results" / "inference.json"
+sys.path.insert(0, str(ROOT / "src"))
+
+
+# ---------------------------------------------------------------------- load generator (its own process)
+class Connection:
+    """One keep-alive HTTP/1.1 connection, one request at a time."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, host: str) -> None:
+        self.reader, self.writer, self.host = reader, writer, host
+
+    @classmethod
+    async def open(cls, host: str, port: int) -> Connection:
+        reader, writer = await asyncio.open_connection(host, port)
+        return cls(reader, writer, f"{host}:{port}")
+
+    async def post(self, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
+        head = [f"POST {path} HTTP/1.1", f"Host: {self.host}", "Content-Type: application/json",
+                f"Content-Length: {len(body)}"] + [f"{k}: {v}" for k, v in headers.items()]
+        self.writer.write(("\r\n".join(head) + "\r\n\r\n").encode() + body)
+        status_headers = await self.reader.readuntil(b"\r\n\r\n")
+        lines = status_headers.split(b"\r\n")
+        status = int(lines[0].split(b" ", 2)[1])
+        length = 0
+        for line in lines[1:]:
+            if line[:15].lower() == b"content-length:":
+                length = int(line[15:])
+        return status, await self.reader.readexactly(length)
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+async def _load(url: str, model: str, clients: int, requests: int, spec: dict[str, Any] | None,
+                bodies: list[bytes]) -> dict[str, Any]:
+    from ledgermind.inference.client import PaidChannel
+
+    host, port = url.removeprefix("http://").split(":")
+    channels = []
+    if spec is not None:
+        for c in spec["channels"]:
+            channels.append(PaidChannel(bytes.fromhex(c["id"]), key=bytes.fromhex(c["key"]), chain_id=spec["chainId"],
+                                        contract=spec["contract"], recipient=spec["provider"], deposit=c["deposit"],
+                                        issued=c["issued"]))
+    path = f"/v1/models/{model}/infer"
+    latencies: list[float] = []
+    errors: list[str] = []
+    answers: list[tuple[int, bytes]] = []
+    per_client = requests // clients
+    conns = [await Connection.open(host, int(port)) for _ in range(clients)]
+
+    async def run(i: int) -> None:
+        conn = conns[i]
+        channel = channels[i % len(channels)] if channels else None
+        for k in range(per_client):
+            n = (i * per_client + k) % len(bodies)
+            t0 = time.perf_counter()
+            headers = {}
+            if channel is not None:
+                headers["X-Ledgermind-Voucher"] = channel.header(channel.pay(spec["price"]))
+            status, answer = await conn.post(path, bodies[n], headers)
+            latencies.append(time.perf_counter() - t0)
+            if status != 200:
+                errors.append(f"{status} {answer[:200]!r}")
+            elif k == per_client - 1:
+                answers.append((n, answer))  # the last answer of each client is checked after the clock stops
+
+    start = time.perf_counter()
+    await asyncio.gather(*(run(i) for i in range(clients)))
+    elapsed = time.perf_counter() - start
+    for c in conns:
+        c.close()
+    latencies.sort()
+    return {
+        "requests": len(latencies), "errors": len(errors), "firstErrors": errors[:3], "seconds": elapsed,
+        "rps": len(latencies) / elapsed, "p50_ms": 1e3 * latencies[len(latencies) // 2],
+        "p99_ms": 1e3 * latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))],
+        "issued": [c.issued for c in channels], "checked": _check(answers, bodies, model, spec),
+    }
+
+
+def _check(answers: list[tuple[int, bytes]], bodies: list[bytes], model: str, spec: dict[str, Any] | None) -> int:
+    """Verify the receipts of the sampled answers: provider's signature, model digest, input and output digests."""
+    import orjson
+
+    from ledgermind.inference.receipts import check_receipt
+
+    for n, raw in answers:
+        answer = orjson.loads(raw)
+        check_receipt(answer["receipt"]["envelope"], provider=spec["provider"] if spec else None, model=model,
+                      inputs=orjson.loads(bodies[n])["inputs"], outputs=answer["outputs"])
+    return len(answers)
+
+
+async def _load_httpx(url: str, model: str, clients: int, requests: int, bodies: list[bytes]) -> dict[str, Any]:
+    import httpx
+
+    latencies: list[float] = []
+    per_client = requests // clients
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=120) as http:
+        async def run(i: int) -> None:
+            for k in range(per_client):
+                t0 = time.perf_counter()
+                r = await http.post(f"/v1/models/{model}/infer", content=bodies[(i + k) % len(bodies)],
+                                    headers={"content-type": "application/json"})
+                assert r.status_code == 200, r.text
+                latencies.append(time.perf_counter() - t0)
+
+        start = time.perf_counter()
+        await asyncio.gather(*(run(i) for i in range(clients)))
+        elapsed = time.perf_counter() - start
+    latencies.sort()
+    return {"requests": len(latencies), "seconds": elapsed, "rps": len(latencies) / elapsed,
+            "p50_ms": 1e3 * latencies[len(latencies) // 2], "p99_ms": 1e3 * latencies[int(len(latencies) * 0.99)]}
+
+
+def loadgen_main(args: argparse.Namespace) -> None:
+    import orjson
+    from sklearn.datasets import load_breast_cancer
+
+    X, _ = load_breast_cancer(return_X_y=True)
+    bodies = [orjson.dumps({"inputs": [row.tolist()]}) for row in X]
+    spec = json.loads(Path(args.spec).read_text()) if args.spec else None
+    if args.httpx:
+        out = asyncio.run(_load_httpx(args.url, args.model, args.clients, args.requests, bodies))
+    else:
+        out = asyncio.run(_load(args.url, args.model, args.clients, args.requests, spec, bodies))
+    print(json.dumps(out), flush=True)
+
+
+# ---------------------------------------------------------------------- orchestration
+def _provider(home: Path, model: str, path: Path, price: int, channels: str | None) -> tuple[subprocess.Popen, str]:
+    cmd = [sys.executable, "-m", "ledgermind.inference.server", model, "--home", str(home), "--path", str(path),
+           "--price", str(price), "--port", "0", "--settle-interval", "0"]
+    if channels:
+        cmd += ["--channels", channels]
+    env = {**os.environ, "LEDGERMIND_AUTO_ANCHOR": "0", "PYTHONPATH": str(ROOT / "src")}
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
+    line = proc.stdout.readline()
+    if not line:
+        raise SystemExit(f"provider did not start: {proc.stderr.read()}")
+    return proc, json.loads(line)["url"]
+
+
+def _loadgen(url: str, model: str, clients: int, requests: int, spec: Path | None, httpx: bool = False) -> dict[str, Any]:
+    cmd = [sys.executable, __file__, "--loadgen", "--url", url, "--model", model, "--clients", str(clients),
+           "--requests", str(requests)]
+    if spec:
+        cmd += ["--spec", str(spec)]
+    if httpx:
+        cmd += ["--httpx"]
+    out = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
+    if out.returncode != 0:
+        raise SystemExit(f"load generator failed: {out.stderr[-2000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--requests", type=int, default=20_000, help="per round and mode")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--clients", type=int, default=64)
+    parser.add_argument("--channels", type=int, default=8)
+    parser.add_argument("--httpx-requests", type=int, default=2_000, help="0 skips the httpx reference round")
+    parser.add_argument("--profile", action="store_true", help="py-spy the paid provider during the last round")
+    parser.add_argument("--loadgen", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--url", help=argparse.SUPPRESS)
+    parser.add_argument("--model", help=argparse.SUPPRESS)
+    parser.add_argument("--spec", help=argparse.SUPPRESS)
+    parser.add_argument("--httpx", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.loadgen:
+        loadgen_main(args)
+        return
+    run(args)
+
+
+def run(args: argparse.Namespace) -> None:
+    os.environ["LEDGERMIND_AUTO_ANCHOR"] = "0"
+    import joblib
+    import numpy as np
+    import sklearn
+    from eth_account import Account
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.linear_model import LogisticRegression
+
+    from ledgermind import Client
+    from ledgermind.inference.channels import PaymentChannels, ProviderChannels
+    from ledgermind.inference.receipts import provider_receipts
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench-inference-"))
+    X, y = load_breast_cancer(return_X_y=True)
+    model_file = tmp / "breast_cancer_lr.joblib"
+    joblib.dump(LogisticRegression(max_iter=10_000).fit(X, y), model_file)
+    data = tmp / "breast_cancer.csv"
+    np.savetxt(data, np.c_[X, y], delimiter=",", header=",".join([f"f{i}" for i in range(30)] + ["label"]), comments="")
+
+    homes = {"paid": tmp / "paid", "unpaid": tmp / "unpaid"}
+    for home in homes.values():
+        with Client(home) as lm:
+            d = lm.register_dataset(data, licence="BSD-3-Clause")
+            digest = lm.register_model(model_file, trained_on=[d.digest], metrics={"accuracy": 0.95}).digest
+
+    price, deposit = 1, 10**12
+    payers = [Account.create() for _ in range(args.channels)]
+    with Client(homes["paid"]) as lm:
+        chain, provider = lm.chain(), lm.account()
+        contract = PaymentChannels.deploy(chain, provider)
+        from ledgermind.inference.client import Payer
+
+        opened = [Payer(p, contract).open(provider.address, deposit) for p in payers]
+        spec = {"chainId": chain.chain_id, "contract": contract.address, "provider": provider.address, "price": price,
+                "channels": [{"id": c.channel_id.hex(), "key": p.key.hex(), "deposit": deposit, "issued": 0}
+                             for c, p in zip(opened, payers)]}
+    spec_path = tmp / "channels.json"
+
+    paid_proc, paid_url = _provider(homes["paid"], digest, model_file, price, contract.address)
+    free_proc, free_url = _provider(homes["unpaid"], digest, model_file, 0, None)
+    rounds: list[dict[str, Any]] = []
+    profile = None
+    try:
+        # warm up both (first requests load channel facts from the chain, fill caches)
+        spec_path.write_text(json.dumps(spec))
+        warm = _loadgen(paid_url, digest, args.clients, 640, spec_path)
+        _advance(spec, warm["issued"])
+        _loadgen(free_url, digest, args.clients, 640, None)
+        for r in range(args.rounds):
+            for mode in ("unpaid", "paid") if r % 2 else ("paid", "unpaid"):
+                spy = None
+                if mode == "paid" and args.profile and r == args.rounds - 1:
+                    profile = tmp / "paid-provider.folded.txt"
+                    spy = subprocess.Popen([_py_spy(), "record", "--pid", str(paid_proc.pid), "--format", "raw",
+                                            "-o", str(profile), "--rate", "250", "--nonblocking", "--threads"],
+                                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                    time.sleep(1.0)
+                spec_path.write_text(json.dumps(spec))
+                out = _loadgen(paid_url if mode == "paid" else free_url, digest, args.clients, args.requests,
+                               spec_path if mode == "paid" else None)
+                if spy is not None:
+                    spy.send_signal(signal.SIGINT)
+                    spy.wait()
+                if mode == "paid":
+                    _advance(spec, out["issued"])
+                rounds.append({"round": r, "mode": mode, **{k: v for k, v in out.items() if k != "issued"}})
+                print(f"round {r} {mode:6s} {out['rps']:8.0f} req/s  p50 {out['p50_ms']:6.1f} ms  p99 "
+                      f"{out['p99_ms']:6.1f} ms  errors {out['errors']}", flush=True)
+        reference = (_loadgen(free_url, digest, args.clients, args.httpx_requests, None, httpx=True)
+                     if args.httpx_requests else None)
+    finally:
+        for proc in (paid_proc, free_proc):
+            proc.send_signal(signal.SIGTERM)  # graceful: in-flight requests finish, the log is closed cleanly
+            proc.wait(timeout=60)
+
+    # settle from the log alone: what the provider can redeem must be what the clients paid
+    with Client(homes["paid"]) as lm:
+        book = ProviderChannels(PaymentChannels(lm.chain(), contract.address), lm.account().address)
+        t0 = time.perf_counter()
+        restored = book.restore(provider_receipts(lm.ledger.store, lm.account().address))
+        rebuild_s = time.perf_counter() - t0
+        settled = book.settle_all(lm.account())
+        paid_on_chain = [book.contract.channel(bytes.fromhex(c["id"])).paid for c in spec["channels"]]
+        log_size = lm.ledger.store.size()
+    issued = [c["issued"] for c in spec["channels"]]
+    assert paid_on_chain == issued, (paid_on_chain, issued)
+
+    def best(mode: str, key: str) -> float:
+        vals = [r[key] for r in rounds if r["mode"] == mode]
+        return max(vals) if key == "rps" else min(vals)
+
+    paid_rps, free_rps = best("paid", "rps"), best("unpaid", "rps")
+    overhead = 1 - paid_rps / free_rps
+    result = {
+        "benchmark": "inference", "date": time.strftime("%Y-%m-%d"),
+        "parameters": {"requests_per_round": args.requests, "rounds": args.rounds, "clients": args.clients,
+                       "channels": args.channels, "price_per_row_wei": price, "rows_per_request": 1,
+                       "model": "sklearn LogisticRegression(max_iter=10000), breast_cancer (30 features)",
+                       "server": "one uvicorn process (h11), one asyncio loop", "load_generator":
+                       "separate process, asyncio HTTP/1.1 keep-alive, one connection per client"},
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "sklearn": sklearn.__version__},
+        "rounds": rounds,
+        "summary": {"paid_rps": paid_rps, "unpaid_rps": free_rps, "payment_overhead": overhead,
+                    "paid_p50_ms": best("paid", "p50_ms"), "paid_p99_ms": best("paid", "p99_ms"),
+                    "unpaid_p50_ms": best("unpaid", "p50_ms"), "unpaid_p99_ms": best("unpaid", "p99_ms"),
+                    "targets": {"payment_overhead_max": 0.10, "paid_rps_min": 1000},
+                    "met": {"overhead": overhead <= 0.10, "paid_rps": paid_rps >= 1000}},
+        "settlement": {"channels_settled": len(settled), "receipts_rebuilt": restored, "rebuild_seconds": rebuild_s,
+                       "log_entries": log_size, "paid_on_chain_total": sum(paid_on_chain),
+                       "clients_paid_total": sum(issued), "equal": paid_on_chain == issued},
+        "httpx_reference": reference,
+        "profile": str(profile) if profile else None,
+    }
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    old = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    if "profile_notes" in old:
+        result["profile_notes"] = old["profile_notes"]
+    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    _table(result)
+
+
+def _py_spy() -> str:
+    beside = Path(sys.executable).parent / "py-spy"
+    return str(beside) if beside.exists() else "py-spy"
+
+
+def _advance(spec: dict[str, Any], issued: list[int]) -> None:
+    """The load generator signed vouchers up to ``issued`` per channel: the next run goes on from there."""
+    for c, n in zip(spec["channels"], issued):
+        c["issued"] = n
+
+
+def _table(result: dict[str, Any]) -> None:
+    s = result["summary"]
+    rows = [("mode", "requests/s (best)", "p50 ms", "p99 ms"),
+            ("unpaid (receipts, no payment)", f"{s['unpaid_rps']:,.0f}", f"{s['unpaid_p50_ms']:.1f}", f"{s['unpaid_p99_ms']:.1f}"),
+            ("paid (voucher per request)", f"{s['paid_rps']:,.0f}", f"{s['paid_p50_ms']:.1f}", f"{s['paid_p99_ms']:.1f}")]
+    if result["httpx_reference"]:
+        h = result["httpx_reference"]
+        rows.append(("unpaid, httpx.AsyncClient load (ref.)", f"{h['rps']:,.0f}", f"{h['p50_ms']:.1f}", f"{h['p99_ms']:.1f}"))
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    for i, r in enumerate(rows):
+        print("  ".join(c.ljust(widths[j]) if j == 0 else c.rjust(widths[j]) for j, c in enumerate(r)))
+        if i == 0:
+            print("  ".join("-" * w for w in widths))
+    st = result["settlement"]
+    print(f"\npayment overhead {100 * s['payment_overhead']:.1f}% (target <= 10%: {'met' if s['met']['overhead'] else 'MISSED'}); "
+          f"paid {s['paid_rps']:,.0f} req/s (target >= 1,000: {'met' if s['met']['paid_rps'] else 'MISSED'})")
+    print(f"settlement from the rebuilt log: {st['channels_settled']} channels, paid on chain {st['paid_on_chain_total']:,} "
+          f"== clients paid {st['clients_paid_total']:,}; {st['receipts_rebuilt']:,} receipts rebuilt in "
+          f"{st['rebuild_seconds']:.2f} s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,317 @@
+"""Paying for inference as a client: channels, cumulative vouchers, and calls that check what comes back.
+
+``Payer`` opens payment channels with the client's account. A ``PaidChannel`` issues vouchers: each request
+gets the next cumulative amount (everything issued so far plus this request's price), under a lock, so any
+number of threads can pay through one channel at once and the provider never sees a voucher that does not
+cover what it served.
+
+``InferenceClient.infer`` calls a provider over HTTP and checks the receipt it returns: signed by the provider
+announced for the model, naming the model digest asked for, carrying the digests of the inputs sent and the
+outputs received. If the provider is down, refuses the payment, or answers with a receipt that does not check
+out, it moves on to the next provider, paying it through that provider's own channel with a fresh voucher:
+a voucher sent to one provider is never shown to another, so each attempt is paid at most once, and a request
+is paid once unless a provider took the money and then failed (its voucher stays redeemable by it, which is
+why providers that fail are put aside for ``down_for`` seconds).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import orjson
+
+from ledgermind.errors import InvalidInputError, LedgermindError
+from ledgermind.inference.channels import ZERO_ADDRESS, ChannelInfo, PaymentChannels
+from ledgermind.inference.discovery import ProviderInfo
+from ledgermind.inference.errors import AllProvidersFailed, ProviderError, RequestRefused
+from ledgermind.inference.receipts import check_receipt
+from ledgermind.inference.service import ACCESS_HEADER, VOUCHER_HEADER
+from ledgermind.inference.signing import Signer, voucher_domain
+from ledgermind.market.eip712 import AccessRequest, Voucher
+from ledgermind.statements import SignedStatement
+
+if TYPE_CHECKING:
+    import httpx
+    from eth_account.signers.local import LocalAccount
+
+DEFAULT_DURATION = 24 * 3600
+
+
+class PaidChannel:
+    """One channel from this client to one provider, issuing cumulative vouchers. Thread-safe.
+
+    ``issued`` is the amount of the last voucher issued (start from 0 for a new channel; when resuming a
+    channel, from at least what was issued before, or the provider will refuse the next vouchers)."""
+
+    def __init__(self, channel_id: bytes, *, key: bytes, chain_id: int, contract: str, recipient: str,
+                 deposit: int, token: str = ZERO_ADDRESS, expiry: int = 0, issued: int = 0) -> None:
+        self.channel_id = channel_id
+        self.chain_id = chain_id
+        self.contract = contract
+        self.recipient = recipient
+        self.deposit = deposit
+        self.token = token
+        self.expiry = expiry
+        self._signer = Signer(key)
+        self._domain = voucher_domain(chain_id, contract)
+        self._lock = threading.Lock()
+        self.issued = issued
+
+    @classmethod
+    def from_info(cls, info: ChannelInfo, key: bytes, chain_id: int, contract: str, issued: int | None = None) -> PaidChannel:
+        return cls(info.channel_id, key=key, chain_id=chain_id, contract=contract, recipient=info.recipient,
+                   deposit=info.deposit, token=info.token, expiry=info.expiry,
+                   issued=info.paid if issued is None else issued)
+
+    @property
+    def remaining(self) -> int:
+        return self.deposit - self.issued
+
+    def pay(self, price: int) -> Voucher:
+        """A voucher for everything issued so far plus ``price``. Raises InvalidInputError if the deposit
+        cannot cover it (top the channel up first)."""
+        if price < 0:
+            raise InvalidInputError(f"price must be >= 0, got {price}")
+        with self._lock:
+            amount = self.issued + price
+            if amount > self.deposit:
+                raise InvalidInputError(f"channel 0x{self.channel_id.hex()[:16]} has {self.remaining} left of its "
+                                        f"deposit {self.deposit}, this request costs {price}: top it up")
+            self.issued = amount
+        return self._domain.sign(self._signer, self.channel_id, amount)
+
+    def header(self, voucher: Voucher) -> str:
+        """The ``X-Ledgermind-Voucher`` header for ``voucher`` (with its chain and contract, so a provider on
+        another chain says so instead of failing the signature)."""
+        return orjson.dumps({**voucher.to_json(), "chainId": self.chain_id, "contract": self.contract}).decode()
+
+
+class Payer:
+    """A client account that pays providers through the PaymentChannels ``contract``."""
+
+    def __init__(self, account: LocalAccount, contract: PaymentChannels) -> None:
+        self.account = account
+        self.contract = contract
+
+    def open(self, recipient: str, deposit: int, *, token: str = ZERO_ADDRESS, duration: int = DEFAULT_DURATION,
+             expiry: int | None = None, salt: bytes | None = None) -> PaidChannel:
+        """Open a channel to ``recipient`` holding ``deposit`` for ``duration`` seconds (or until ``expiry``).
+        Raises ChainError with the contract's reason."""
+        if expiry is None:
+            expiry = max(int(time.time()), self.contract.now()) + duration
+        info = self.contract.open(self.account, recipient, deposit, expiry, token=token, salt=salt)
+        return PaidChannel.from_info(info, self.account.key, self.contract.chain_id, self.contract.address, issued=0)
+
+    def resume(self, channel_id: bytes, issued: int) -> PaidChannel:
+        """A channel opened earlier, whose last voucher was for ``issued`` (the client's own record)."""
+        info = self.contract.channel(channel_id)
+        if info.sender != self.account.address:
+            raise InvalidInputError(f"channel 0x{channel_id.hex()[:16]} is {info.sender}'s, not {self.account.address}'s")
+        return PaidChannel.from_info(info, self.account.key, self.contract.chain_id, self.contract.address,
+                                     max(issued, info.paid))
+
+    def top_up(self, channel: PaidChannel, amount: int) -> None:
+        info = self.contract.top_up(self.account, channel.channel_id, amount)
+        with channel._lock:
+            channel.deposit = info.deposit
+
+    def reclaim(self, channel: PaidChannel) -> int:
+        """After expiry: close the channel and collect what the provider did not redeem. Returns the refund."""
+        self.contract.reclaim(self.account, channel.channel_id)
+        return self.contract.withdraw(self.account, channel.token)
+
+
+@dataclass(frozen=True)
+class InferenceResult:
+    """A checked answer: the outputs, the receipt (verified) and where it is in the provider's log."""
+
+    outputs: Any
+    receipt: SignedStatement
+    envelope: dict[str, Any]
+    log_index: int
+    provider: str
+    endpoint: str
+    price: int
+    attempts: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"outputs": self.outputs, "provider": self.provider, "endpoint": self.endpoint, "price": str(self.price),
+                "receipt": {"logIndex": self.log_index, "envelope": self.envelope}, "attempts": self.attempts}
+
+
+_INPUT_ERRORS = {400, 413, 422}  # the request itself is wrong: another provider would say the same
+
+
+class InferenceClient:
+    """Calls the providers of models, paying each through its own channel, failing over between them.
+
+    ``providers``: endpoints (the provider's address is then taken from its terms) or ProviderInfo from
+    ``discover_providers`` (the terms must then name the announced address). ``payer`` pays; ``deposit``
+    (with ``duration`` and ``token``) is what a channel opened on first use of a provider holds; channels can
+    also be given per provider address in ``channels``. ``access`` signs access requests instead of paying.
+    """
+
+    def __init__(
+        self,
+        providers: Sequence[str | ProviderInfo],
+        *,
+        payer: Payer | None = None,
+        channels: dict[str, PaidChannel] | None = None,
+        deposit: int = 0,
+        duration: int = DEFAULT_DURATION,
+        access: tuple[LocalAccount, int, str] | None = None,
+        http: httpx.Client | None = None,
+        timeout: float = 30.0,
+        down_for: float = 30.0,
+    ) -> None:
+        import httpx
+
+        if not providers:
+            raise InvalidInputError("give at least one provider")
+        self.providers = [p if isinstance(p, ProviderInfo) else ProviderInfo("", p.rstrip("/"), -1, "") for p in providers]
+        self.payer = payer
+        self.channels: dict[str, PaidChannel] = {k.lower(): v for k, v in (channels or {}).items()}
+        self.deposit = deposit
+        self.duration = duration
+        self.access = access
+        self.http = http or httpx.Client(timeout=timeout, limits=httpx.Limits(max_connections=256, max_keepalive_connections=256))
+        self._own_http = http is None
+        self.down_for = down_for
+        self._down: dict[str, float] = {}
+        self._terms: dict[tuple[str, str], dict[str, Any]] = {}
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        if self._own_http:
+            self.http.close()
+
+    def __enter__(self) -> InferenceClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ providers
+    def terms(self, provider: ProviderInfo, model: str) -> dict[str, Any]:
+        """A provider's terms for ``model`` (cached). Raises ProviderError if it cannot be read or does not match
+        what was announced."""
+        key = (provider.endpoint, model)
+        cached = self._terms.get(key)
+        if cached is not None:
+            return cached
+        r = self._request("GET", f"{provider.endpoint}/v1/models/{model}")
+        if r.status_code != 200:
+            raise ProviderError(f"terms: HTTP {r.status_code}: {_reason(r)}")
+        try:
+            terms = r.json()
+            address, digest = terms["provider"], terms["model"]["digest"]
+        except (ValueError, KeyError, TypeError) as e:
+            raise ProviderError(f"terms are malformed: {e}") from None
+        if provider.address and address.lower() != provider.address.lower():
+            raise ProviderError(f"answers as {address}, but {provider.address} was announced at this endpoint")
+        if digest != model:
+            raise ProviderError(f"serves model {digest} under the id {model}")
+        self._terms[key] = terms
+        return terms
+
+    def _request(self, method: str, url: str, **kw: Any) -> httpx.Response:
+        import httpx
+
+        try:
+            return self.http.request(method, url, **kw)
+        except httpx.HTTPError as e:
+            raise ProviderError(f"unreachable: {type(e).__name__}: {str(e)[:200]}") from None
+
+    def channel_for(self, terms: dict[str, Any]) -> PaidChannel:
+        """This client's channel to the provider of ``terms``, opened on first use if a deposit was set."""
+        address = terms["provider"].lower()
+        with self._lock:
+            channel = self.channels.get(address)
+            if channel is None:
+                if self.payer is None or self.deposit <= 0:
+                    raise ProviderError(f"no payment channel to {terms['provider']} (give a payer and a deposit)")
+                if terms.get("chainId") != self.payer.contract.chain_id or (terms.get("channels") or "").lower() != self.payer.contract.address.lower():
+                    raise ProviderError(f"is paid through PaymentChannels {terms.get('channels')} on chain "
+                                        f"{terms.get('chainId')}, not {self.payer.contract.address} on chain "
+                                        f"{self.payer.contract.chain_id}")
+                channel = self.payer.open(terms["provider"], self.deposit, token=terms.get("token") or ZERO_ADDRESS,
+                                          duration=self.duration)
+                self.channels[address] = channel
+        return channel
+
+    # ------------------------------------------------------------------ calls
+    def infer(self, model: str, inputs: Any) -> InferenceResult:
+        """Run ``model`` (its registered digest) on ``inputs`` at the first provider that answers with a good
+        receipt. Raises RequestRefused for inputs every provider would refuse (400/413/422), AllProvidersFailed
+        when no provider answered well (each failure named)."""
+        model = model.removeprefix("sha256:").removeprefix("0x").lower()
+        if len(model) != 64:
+            raise InvalidInputError("infer needs the model's registered digest (64 hex): receipts are checked against it")
+        body = orjson.dumps({"inputs": inputs})
+        failures: list[tuple[str, str]] = []
+        now = time.monotonic()
+        order = sorted(self.providers, key=lambda p: self._down.get(p.endpoint, 0) > now)  # up ones first
+        for attempt, provider in enumerate(order, 1):
+            try:
+                return self._attempt(provider, model, inputs, body, attempt)
+            except ProviderError as e:
+                failures.append((provider.endpoint, str(e)))
+                self._down[provider.endpoint] = time.monotonic() + self.down_for
+        raise AllProvidersFailed(failures)
+
+    def _attempt(self, provider: ProviderInfo, model: str, inputs: Any, body: bytes, attempt: int) -> InferenceResult:
+        terms = self.terms(provider, model)
+        headers = {"content-type": "application/json"}
+        price = int(terms["price"]) * _rows(inputs, terms["model"].get("shape"))
+        if price > 0 and self.access is not None and terms.get("access"):
+            account, chain_id, contract = self.access
+            req = AccessRequest(account.address, bytes.fromhex(model), "infer", int.from_bytes(os.urandom(16), "big"),
+                                int(time.time()) + 120).sign(account, chain_id, contract)
+            headers[ACCESS_HEADER] = orjson.dumps(req.to_json()).decode()
+            price = 0
+        elif price > 0:
+            channel = self.channel_for(terms)
+            headers[VOUCHER_HEADER] = channel.header(channel.pay(price))
+        r = self._request("POST", f"{provider.endpoint}/v1/models/{model}/infer", content=body, headers=headers)
+        if r.status_code in _INPUT_ERRORS:
+            raise RequestRefused(r.status_code, _reason(r))
+        if r.status_code != 200:
+            raise ProviderError(f"HTTP {r.status_code}: {_reason(r)}")
+        try:
+            answer = r.json()
+            outputs, receipt = answer["outputs"], answer["receipt"]
+            envelope, index = receipt["envelope"], int(receipt["logIndex"])
+        except (ValueError, KeyError, TypeError) as e:
+            raise ProviderError(f"answer is malformed: {e}") from None
+        try:
+            signed = check_receipt(envelope, provider=terms["provider"], model=model, inputs=inputs, outputs=outputs)
+        except LedgermindError as e:
+            raise ProviderError(f"receipt does not check out: {e}") from None
+        return InferenceResult(outputs, signed, envelope, index, terms["provider"], provider.endpoint,
+                               int(signed.statement.predicate.get("price") or 0), attempt)
+
+
+def _rows(inputs: Any, shape: list[Any] | None) -> int:
+    """How many rows ``inputs`` has for a model taking batches of ``shape`` (a single example counts one)."""
+    try:
+        ndim = np.ndim(inputs)
+    except ValueError:  # ragged: the provider will refuse it
+        return 1
+    if ndim == 0:
+        return 1
+    if shape is None:
+        return len(inputs) if ndim > 1 else 1
+    return len(inputs) if ndim >= len(shape) else 1
+
+
+def _reason(r: Any) -> str:
+    try:
+        return str(r.json().get("error"))[:300]
+    except (ValueError, AttributeError):
+        return r.text[:200].replace("\n", " ")

@@ -1,0 +1,317 @@
+"""Paid inference, part by part: digests, signatures, model adapters, receipts, and the channel acceptance rule
+on the real embedded chain (no HTTP here; see test_inference.py for the provider over HTTP)."""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import os
+import pickle
+import time
+from pathlib import Path
+
+import joblib
+import numpy as np
+import pytest
+import rfc8785
+from eth_account import Account
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sklearn.datasets import load_breast_cancer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from ledgermind import Client
+from ledgermind.chain.connection import Chain
+from ledgermind.errors import InvalidInputError, NotFoundError, SignatureError
+from ledgermind.inference.adapters import CallableAdapter, OnnxAdapter, load_model, load_registered, model_format
+from ledgermind.inference.channels import PaymentChannels, ProviderChannels, channel_id
+from ledgermind.inference.client import PaidChannel, Payer, _rows
+from ledgermind.inference.digests import canonical_bytes, json_digest
+from ledgermind.inference.errors import ModelMismatchError, PaymentRefused
+from ledgermind.inference.receipts import (
+    AccessRef,
+    ReceiptFactory,
+    ReceiptRecord,
+    VoucherRef,
+    check_receipt,
+    open_receipt,
+)
+from ledgermind.inference.signing import Signer, VoucherDomain
+from ledgermind.market.eip712 import Voucher
+from ledgermind.statements import open_envelope, sign_envelope
+
+X, Y = load_breast_cancer(return_X_y=True)
+
+
+@pytest.fixture(scope="module")
+def estimator():
+    return make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)).fit(X, Y)
+
+
+# ---------------------------------------------------------------------- digests
+finite = st.floats(allow_nan=False, allow_infinity=False)
+numbers = st.one_of(finite, st.integers(-(2**53) + 1, 2**53 - 1))
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.one_of(numbers, st.lists(numbers, max_size=6)), max_size=8))
+def test_canonical_bytes_are_rfc8785(value):
+    assert canonical_bytes(value) == rfc8785.dumps(value)
+
+
+def test_canonical_bytes_edge_numbers_and_general_values():
+    for x in [0.0, -0.0, 1001.0, 1e-7, 1e-6, 9.99e-5, 1e-4, 1e16, 1e21, 2.0**53, 5e-324, 1.7976931348623157e308,
+              4503599627370495.5, 123456789.125, 2**53 - 1, -(2**53 - 1)]:
+        assert canonical_bytes([x, [x]]) == rfc8785.dumps([x, [x]]), x
+    for general in ([{"b": 1, "a": [1.0, "é"]}], ["x", None, True], {"k": [1.5]}, 3.0, []):
+        assert canonical_bytes(general) == rfc8785.dumps(general)
+    for bad in ([math.nan], [[1.0, math.inf]], [2**53], [2**70]):
+        with pytest.raises(InvalidInputError):
+            canonical_bytes(bad)
+    assert json_digest([[1, 2.5]]) == "%s" % __import__("hashlib").sha256(b"[[1,2.5]]").hexdigest()
+
+
+# ---------------------------------------------------------------------- signatures
+def test_fast_signer_makes_eth_account_signatures():
+    account = Account.create()
+    signer = Signer(account.key)
+    assert signer.address == account.address
+    for n in (0, 1, 55, 300, 4000):
+        payload = os.urandom(n)
+        assert signer.sign_envelope(payload) == sign_envelope(payload, account)
+    contract = "0x" + "ab" * 20
+    domain = VoucherDomain(1337, contract)
+    for amount in (0, 1, 10**18 + 3, 2**256 - 1):
+        cid = os.urandom(32)
+        reference = Voucher(cid, amount).sign(account, 1337, contract)
+        assert domain.sign(signer, cid, amount) == reference
+        assert domain.digest(cid, amount) == reference.digest(1337, contract)
+        assert domain.signer_of(reference) == account.address
+    with pytest.raises(SignatureError):
+        domain.signer_of(Voucher(cid, 1, b"\x00" * 65))
+
+
+# ---------------------------------------------------------------------- adapters
+def test_sklearn_adapter_validates_inputs(estimator):
+    adapter = load_model(pickle.dumps(estimator), "pickle")
+    assert adapter.describe()["shape"] == [None, 30]
+    assert adapter.predict(X[:3].tolist()).tolist() == estimator.predict(X[:3]).tolist()
+    assert adapter.predict(X[0].tolist()).shape == (1,)  # one example without its batch dimension
+    cases = {
+        "strings": [["a"] * 30],
+        "booleans": [[True] * 30],
+        "rectangular": [[1.0] * 30, [1.0] * 29],
+        "shape": [[1.0] * 29],
+        "NaN": [[math.nan] * 30],
+        "infinity": [[1.0] * 29 + [math.inf]],
+        "rows": [[1.0] * 30] * 1025,
+        "empty": [],
+        "dimensions": [[[1.0] * 30]],
+        "array of numbers": "1,2,3",
+        "numbers": [[None] * 30],
+    }
+    for word, bad in cases.items():
+        with pytest.raises(InvalidInputError, match=word):
+            adapter.predict(bad)
+    small = load_model(pickle.dumps(estimator), "pickle", max_rows=10, max_elements=100)
+    with pytest.raises(InvalidInputError, match="limit of 100"):
+        small.predict([[1.0] * 30] * 4)
+
+
+def test_onnx_and_numpy_adapters(estimator, tmp_path):
+    from skl2onnx import to_onnx
+
+    onnx_bytes = to_onnx(estimator, X[:1].astype(np.float32)).SerializeToString()
+    adapter = load_model(onnx_bytes, "onnx")
+    assert isinstance(adapter, OnnxAdapter) and adapter.dtype == np.float32
+    assert adapter.predict(X[:20].tolist()).tolist() == estimator.predict(X[:20]).tolist()
+    with pytest.raises(InvalidInputError, match="float32"):
+        adapter.predict([[1e39] * 30])  # finite in JSON, infinite as the model's float32
+    with pytest.raises(InvalidInputError, match="ONNX"):
+        load_model(b"not a model", "onnx")
+
+    weights = tmp_path / "w.npz"
+    np.savez(weights, w=np.arange(3.0), b=np.array(1.0))
+    linear = load_model(weights.read_bytes(), "npz", fn=lambda x, p: x @ p["w"] + p["b"], n_features=3)
+    assert linear.predict([[1, 2, 3]]).tolist() == [9.0]
+    with pytest.raises(InvalidInputError, match="fn"):
+        load_model(weights.read_bytes(), "npz")
+    plain = CallableAdapter(lambda x: x.sum(axis=1), dtype=np.int64)
+    assert plain.predict([[1, 2], [3, 4]]).tolist() == [3, 7]
+    with pytest.raises(InvalidInputError, match="integers"):
+        plain.predict([[1.5, 2]])
+    assert model_format("m.ONNX") == "onnx" and model_format("m.bin", "joblib") == "joblib"
+    with pytest.raises(InvalidInputError, match="cannot tell"):
+        model_format("m.bin")
+
+
+@pytest.mark.skipif(importlib.util.find_spec("torch") is not None, reason="torch is installed: nothing to refuse")
+def test_torch_is_an_optional_extra_with_a_clear_error():
+    with pytest.raises(InvalidInputError, match="pip install torch"):
+        load_model(b"whatever", "torch")
+
+
+def test_load_registered_refuses_a_tampered_file(tmp_path, estimator, monkeypatch):
+    monkeypatch.setenv("LEDGERMIND_AUTO_ANCHOR", "0")
+    path = tmp_path / "model.joblib"
+    joblib.dump(estimator, path)
+    with Client(tmp_path / "home") as lm:
+        reg = lm.register_model(path, trained_on=[], store=True)
+        served = load_registered(lm, reg.digest, path)
+        assert served.digest == reg.digest and served.adapter.framework == "scikit-learn"
+        stored = load_registered(lm, reg.digest)  # from the blob store
+        assert stored.adapter.predict(X[:2].tolist()).tolist() == served.adapter.predict(X[:2].tolist()).tolist()
+        raw = bytearray(path.read_bytes())
+        raw[len(raw) // 2] ^= 1
+        path.write_bytes(bytes(raw))
+        with pytest.raises(ModelMismatchError) as e:
+            load_registered(lm, reg.digest, path)
+        assert e.value.expected == reg.digest and e.value.found != reg.digest
+        assert reg.digest in str(e.value) and e.value.found in str(e.value)
+        with pytest.raises(NotFoundError):
+            load_registered(lm, "no-such-model", path)
+
+
+# ---------------------------------------------------------------------- receipts
+def test_receipts_are_signed_canonical_statements():
+    account = Account.create()
+    factory = ReceiptFactory(Signer(account.key))
+    ref = VoucherRef(1337, "0x" + "Ab" * 20, os.urandom(32), 12345, os.urandom(65))
+    assert VoucherRef.parse(ref.to_field()) == ref
+    access = AccessRef(1337, "0x" + "cd" * 20, account.address, 7)
+    assert AccessRef.parse(access.to_field()) == access and VoucherRef.parse(access.to_field()) is None
+    model = {"digest": "ab" * 32, "name": "modèle", "logIndex": 3}  # non-ASCII name: the exact encoder
+    entry = factory.sign(model, json_digest([[1, 2]]), json_digest([0]), "20", ref.to_field())
+    signed = open_envelope(entry)  # what the log's readers do: canonical, schema, signature
+    assert signed.signer == account.address and signed.entry == entry
+    assert check_receipt(entry, provider=account.address, model="ab" * 32, inputs=[[1, 2]], outputs=[0]) .signer == account.address
+    with pytest.raises(InvalidInputError, match="input digest"):
+        check_receipt(entry, inputs=[[1, 3]])
+    with pytest.raises(InvalidInputError, match="output digest"):
+        check_receipt(entry, outputs=[1])
+    with pytest.raises(InvalidInputError, match="expected sha256"):
+        check_receipt(entry, model="cd" * 32)
+    with pytest.raises(SignatureError):
+        check_receipt(entry, provider=Account.create().address)
+    other = Signer(Account.create().key)
+    forged = other.sign_envelope(open_receipt(entry).envelope.payload)  # someone else signs our statement
+    with pytest.raises(SignatureError, match="names provider"):
+        open_receipt(forged.to_bytes())
+
+
+# ---------------------------------------------------------------------- the acceptance rule, on chain
+@pytest.fixture(scope="module")
+def chain(tmp_path_factory):
+    c = Chain.connect(tmp_path_factory.mktemp("chain"))
+    yield c
+    c.close()
+
+
+@pytest.fixture(scope="module")
+def contract(chain):
+    return PaymentChannels.deploy(chain, Account.create())
+
+
+def test_channel_id_matches_the_contract(contract):
+    a, b, salt = Account.create().address, Account.create().address, os.urandom(32)
+    token = "0x" + "00" * 20
+    assert channel_id(a, b, token, salt) == bytes(contract.chain.call(contract.contract.functions.channel_id(a, b, token, salt)))
+
+
+def test_vouchers_in_any_order_are_accepted_and_never_underpay(chain, contract):
+    provider, payer = Account.create(), Payer(Account.create(), contract)
+    channel = payer.open(provider.address, 10_000)
+    book = ProviderChannels(contract, provider.address)
+    vouchers = [channel.pay(10) for _ in range(20)]  # cumulative: 10, 20, ..., 200
+    order = [19, 0, 5, 3, 18, 1, 2, 4, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17]
+    for i in order:
+        book.accept_sync(vouchers[i], 10)
+    status = book.status(channel.channel_id)
+    assert status["served"] == "200" and status["best"] == "200"
+    with pytest.raises(PaymentRefused) as replay:
+        book.accept_sync(vouchers[7], 10)
+    assert replay.value.status == 409 and "replayed voucher" in replay.value.reason
+    # a voucher for less than what was served plus this request, once nothing prepaid covers it
+    short = Voucher(channel.channel_id, 205).sign(payer.account, chain.chain_id, contract.address)
+    with pytest.raises(PaymentRefused, match="served 200, voucher 205") as e:
+        book.accept_sync(short, 10)
+    assert e.value.status == 402
+    # the provider settles: what it redeems is what it served
+    done = book.settle(channel.channel_id, provider)
+    assert done is not None and done.amount == 200 and contract.channel(channel.channel_id).paid == 200
+    with pytest.raises(PaymentRefused, match="already settled"):
+        book.accept_sync(Voucher(channel.channel_id, 150).sign(payer.account, chain.chain_id, contract.address), 0)
+    assert book.settle(channel.channel_id, provider) is None  # nothing more to redeem
+
+
+def test_restore_from_receipts_keeps_served_and_used(chain, contract):
+    provider, payer = Account.create(), Payer(Account.create(), contract)
+    channel = payer.open(provider.address, 1_000)
+    vouchers = [channel.pay(25) for _ in range(4)]
+    records = [ReceiptRecord(i, 25, VoucherRef(chain.chain_id, contract.address, channel.channel_id, v.amount,
+                                               v.signature).to_field()) for i, v in enumerate(vouchers)]
+    records.append(ReceiptRecord(9, 99, VoucherRef(1, "0x" + "11" * 20, channel.channel_id, 5, b"\x01" * 65).to_field()))
+    book = ProviderChannels(contract, provider.address)
+    assert book.restore(records) == 4  # the receipt of another contract is not ours to count
+    with pytest.raises(PaymentRefused) as e:
+        book.accept_sync(vouchers[2], 25)
+    assert e.value.status == 409
+    book.accept_sync(channel.pay(25), 25)
+    assert book.status(channel.channel_id)["served"] == "125"
+    assert book.settle(channel.channel_id, provider).amount == 125
+
+
+def test_channel_facts_are_reread_on_top_up_and_expiry(chain, contract):
+    provider, payer = Account.create(), Payer(Account.create(), contract)
+    channel = payer.open(provider.address, 100)
+    book = ProviderChannels(contract, provider.address, refresh_interval=0.0, margin=300)
+    book.accept_sync(channel.pay(100), 100)
+    over = Voucher(channel.channel_id, 150).sign(payer.account, chain.chain_id, contract.address)
+    with pytest.raises(PaymentRefused, match="above the channel 0x.* deposit 100"):
+        book.accept_sync(over, 50)
+    payer.top_up(channel, 100)
+    book.accept_sync(over, 50)  # the top-up is seen without a restart
+    soon = payer.open(provider.address, 100, expiry=int(time.time()) + 200)
+    with pytest.raises(PaymentRefused, match="settlement margin") as e:
+        book.accept_sync(soon.pay(10), 10)
+    assert e.value.status == 402
+    late = payer.open(provider.address, 100, duration=1000)
+    with chain.embedded.lock:
+        chain.embedded.tester.time_travel(late.expiry + 10)
+    with pytest.raises(PaymentRefused, match="expired") as e:
+        book.accept_sync(late.pay(10), 10)
+    assert e.value.status == 410
+    with pytest.raises(PaymentRefused, match="unknown channel") as e:
+        book.accept_sync(Voucher(os.urandom(32), 10).sign(payer.account, chain.chain_id, contract.address), 10)
+    assert e.value.status == 402
+    stranger = Voucher(channel.channel_id, 300).sign(Account.create(), chain.chain_id, contract.address)
+    with pytest.raises(PaymentRefused, match="not by the channel") as e:
+        book.accept_sync(stranger, 10)
+    assert e.value.status == 401
+
+
+def test_paid_channel_issues_distinct_cumulative_vouchers_across_threads(contract):
+    import threading
+
+    channel = PaidChannel(os.urandom(32), key=Account.create().key, chain_id=contract.chain_id, contract=contract.address,
+                          recipient=Account.create().address, deposit=10**6)
+    amounts: list[int] = []
+    lock = threading.Lock()
+
+    def spend() -> None:
+        for _ in range(50):
+            v = channel.pay(3)
+            with lock:
+                amounts.append(v.amount)
+
+    threads = [threading.Thread(target=spend) for _ in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(amounts) == list(range(3, 3 * 800 + 1, 3)) and channel.issued == 2400
+    with pytest.raises(InvalidInputError, match="top it up"):
+        channel.pay(10**6)
+    assert _rows([[1, 2], [3, 4]], [None, 2]) == 2 and _rows([1, 2], [None, 2]) == 1 and _rows([1, 2], None) == 1
