@@ -49,6 +49,10 @@ from ledgermind.store import BlobStore
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
 
+    from ledgermind.market.onchain import Market, MarketTx
+
+ZERO_ADDRESS_TOKEN = "0x0000000000000000000000000000000000000000"
+
 Progress = Callable[[int, int], None]
 
 
@@ -505,12 +509,185 @@ class Client:
         return owned(chain, self.deployments.require(chain, "AssetRegistry"), address, self.registry)
 
     def _asset_registry(self, chain: Chain, account: LocalAccount) -> Deployment:
+        return self._deployed(chain, account, "AssetRegistry")
+
+    def _deployed(self, chain: Chain, account: LocalAccount, name: str) -> Deployment:
+        """The deployment of ``name``; on the embedded chain (ours, in-process or through our node) a missing
+        one is deployed now, on an external chain only ``ledgermind deploy`` deploys (ChainError says so)."""
         try:
-            return self.deployments.require(chain, "AssetRegistry")
+            return self.deployments.require(chain, name)
         except ChainError:
             if chain.kind == "rpc":
                 raise
-            return self.deployments.deploy(chain, account)["AssetRegistry"]
+            return self.deployments.deploy(chain, account)[name]
+
+    # ------------------------------------------------------------------ market
+    def market(self) -> Market:
+        """The market contracts on the configured chain (deployed first on the embedded chain)."""
+        from ledgermind.market.onchain import Market
+
+        chain = self.chain()
+        self._deployed(chain, self.account(), "Marketplace")
+        return Market(chain, self.deployments)
+
+    def _asset_ref(self, ref: str) -> tuple[str, str | None]:
+        """(digest, name) of an asset: registered here (id, prefix or name), or any 64-hex digest (an asset
+        registered in another log, e.g. bought from its seller). Raises NotFoundError."""
+        digest = ref.removeprefix("sha256:").removeprefix("0x").lower()
+        if self.settings.log_path.exists():
+            try:
+                row = self.registry.resolve(ref)
+                return row.digest, row.name
+            except NotFoundError:
+                pass
+        if len(digest) == 64 and all(c in "0123456789abcdef" for c in digest):
+            return digest, None
+        raise NotFoundError(f"no asset {ref!r}: give a registered name, id or id prefix, or a 64-hex asset digest")
+
+    def _record_market(self, txs: list[MarketTx], name: str | None) -> list[dict[str, Any]]:
+        """Append the ``market/v1`` statement of each transaction; return them with their log indices."""
+        from ledgermind.market.statement import market_envelope
+
+        account = self.account()
+        chain_id = self.chain().chain_id
+        out = []
+        for tx in txs:
+            appended = self.ledger.submit(market_envelope(account, tx, chain_id, name))
+            out.append({**tx.to_json(), "logIndex": appended.index})
+        return self._after_write(out)
+
+    def sell(
+        self, ref: str, *, price: int = 0, kind: str = "access", token: str | None = None, duration: int | None = None,
+        contributors: list[tuple[str, int]] | None = None, lineage_bps: int | None = None,
+        free_per_address: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """List an asset the acting account owns on the Marketplace.
+
+        ``kind``: "access" (ERC-20 access tokens at ``price`` per whole token; created on first listing),
+        "licence" (``duration`` seconds for ``price``) or "asset" (the NFT itself). ``token``: "native"
+        (default), "demo" or an ERC-20 address. Access and licence sales are split with ``contributors``
+        ((address, basis points) pairs) or, with ``lineage_bps``, the owners of the asset's parents on chain.
+        ``free_per_address`` instead gives access tokens away through the dispenser, that many per address.
+        Returns the transactions made, each recorded in the log. Raises InvalidInputError, NotFoundError (not
+        minted), ChainError."""
+        market = self.market()
+        account = self.account()
+        digest, name = self._asset_ref(ref)
+        pay = market.token_address(token)
+        if free_per_address is not None:
+            txs = market.enable_dispenser(account, digest, free_per_address)
+        elif kind == "access":
+            txs = market.list_access(account, digest, price, pay, contributors=contributors, lineage_bps=lineage_bps)
+        elif kind == "licence":
+            if duration is None:
+                raise InvalidInputError("a licence needs its duration in seconds")
+            if lineage_bps is not None:
+                raise InvalidInputError("lineage shares apply to access tokens; give licence contributors explicitly")
+            txs = [market.list_licence(account, digest, price, duration, pay, contributors=contributors)]
+        elif kind == "asset":
+            if contributors or lineage_bps is not None:
+                raise InvalidInputError("an NFT sale pays the ERC-2981 royalty, not contributors")
+            txs = market.list_asset(account, digest, price, pay)
+        else:
+            raise InvalidInputError(f"unknown listing kind {kind!r}: access, licence or asset")
+        return self._record_market(txs, name)
+
+    def delist(self, ref: str, kind: str = "access") -> list[dict[str, Any]]:
+        """End a listing ("access", "licence", "asset" or "dispenser") of an asset."""
+        digest, name = self._asset_ref(ref)
+        market = self.market()
+        return self._record_market([market.delist(self.account(), digest, kind)], name)
+
+    def buy(self, ref: str, *, kind: str = "access", quantity: int = 1) -> list[dict[str, Any]]:
+        """Buy from a listing: ``quantity`` access tokens, a licence period, the asset NFT, or (kind "free") one
+        token from the dispenser. Pays in the listing's token (approving an ERC-20 first)."""
+        digest, name = self._asset_ref(ref)
+        market = self.market()
+        account = self.account()
+        if kind == "access":
+            tx = market.buy_access(account, digest, quantity)
+        elif kind == "licence":
+            tx = market.buy_licence(account, digest)
+        elif kind == "asset":
+            tx = market.buy_asset(account, digest)
+        elif kind == "free":
+            tx = market.dispense(account, digest)
+        else:
+            raise InvalidInputError(f"unknown purchase kind {kind!r}: access, licence, asset or free")
+        return self._record_market([tx], name)
+
+    def listings(self) -> list[dict[str, Any]]:
+        """Every asset listed on the Marketplace, with what is on sale now and its name in this log if known."""
+        market = self.market()
+        out = []
+        for digest in market.listed_assets():
+            listing = market.listing(digest)
+            if not any(listing[k] for k in ("access", "licence", "asset", "dispenser")):
+                continue
+            row = self.registry.index.asset(digest) if self.settings.log_path.exists() else None
+            out.append({**listing, "name": row.name if row else None, "kind": row.kind if row else None})
+        return out
+
+    def withdraw(self) -> list[dict[str, Any]]:
+        """Collect everything owed to the acting account: sale proceeds (Marketplace) and settled channel
+        payments (PaymentChannels), in the native coin and the demo token. Returns what was paid out."""
+        from ledgermind.inference.channels import PaymentChannels
+
+        market = self.market()
+        account = self.account()
+        channels = PaymentChannels(market.chain, self.deployments.require(market.chain, "PaymentChannels").address)
+        out: list[dict[str, Any]] = []
+        for token in (market.payment_token, ZERO_ADDRESS_TOKEN):
+            tx = market.withdraw(account, token)
+            if tx is not None:
+                out.extend(self._record_market([tx], None))
+            amount = channels.withdraw(account, token)
+            if amount:
+                out.append({"action": "withdraw", "contract": channels.address, "token": token, "amount": str(amount)})
+        return out
+
+    def balance(self, address: str | None = None) -> dict[str, Any]:
+        """What an account (default: the acting one) holds: native coin and demo tokens, what it can withdraw
+        from the Marketplace and PaymentChannels, and its access tokens and licences for listed assets."""
+        from web3 import Web3
+
+        from ledgermind.inference.channels import PaymentChannels
+
+        market = self.market()
+        who = Web3.to_checksum_address(address) if address else self.account().address
+        channels = PaymentChannels(market.chain, self.deployments.require(market.chain, "PaymentChannels").address)
+        demo = market.payment_token
+        access = []
+        for digest in market.listed_assets():
+            token = market.access_token(digest)
+            tokens = market.token_balance(token, who) if token else 0
+            expiry = market.licence_expiry(digest, who)
+            if tokens or expiry:
+                access.append({"id": digest, "accessTokens": str(tokens), "licenceExpiry": expiry or None,
+                               "hasAccess": market.has_access(digest, who)})
+        return {
+            "account": who, "chainId": market.chain.chain_id,
+            "native": str(market.chain.balance(who)), "demoToken": {"address": demo, "balance": str(market.token_balance(demo, who))},
+            "withdrawable": {
+                "marketplace": {"native": str(market.withdrawable(who)), "demoToken": str(market.withdrawable(who, demo))},
+                "channels": {"native": str(channels.withdrawable(who)), "demoToken": str(channels.withdrawable(who, demo))},
+            },
+            "access": access,
+        }
+
+    def faucet(self, to: str | None = None, amount: int = 1000 * 10**18) -> dict[str, Any]:
+        """Mint demo tokens (LMPAY) to ``to`` (default: the acting account). Only the PaymentToken's deployer can:
+        on the embedded chain, the home's default account."""
+        from web3 import Web3
+
+        market = self.market()
+        owner_home = self.keystore.default()
+        minter = self.account()
+        if owner_home and owner_home.lower() != minter.address.lower():
+            minter = self.keystore.unlock(owner_home, self.settings.password or DEV_PASSWORD)
+        who = Web3.to_checksum_address(to) if to else self.account().address
+        receipt = market.mint_payment_tokens(minter, who, amount)
+        return {"to": who, "amount": str(amount), "token": market.payment_token, "txHash": receipt.tx_hash}
 
     # ------------------------------------------------------------------ log
     def log_info(self) -> dict[str, Any]:

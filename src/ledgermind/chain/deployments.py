@@ -3,6 +3,11 @@
 ``deploy`` is idempotent: a contract whose record matches code on chain is kept; a missing or stale
 record (e.g. an anvil that was restarted: same chain id, new genesis) leads to a fresh deployment.
 ``require`` never deploys: it says what is missing in one line.
+
+What is deployed, in order (a contract's constructor takes the addresses of those before it):
+AnchorRegistry, AssetRegistry, AccessToken (an ERC-5202 blueprint, never called itself),
+AccessTokenFactory(AssetRegistry, AccessToken), Marketplace(AssetRegistry, AccessTokenFactory),
+PaymentChannels, ProviderRegistry(AssetRegistry) and PaymentToken (the demo ERC-20, minted by its deployer).
 """
 
 from __future__ import annotations
@@ -20,8 +25,20 @@ from ledgermind.contracts import load as load_artifact
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
 
-CONTRACTS = ("AnchorRegistry", "AssetRegistry")
-DEPLOY_GAS = 6_000_000
+#: name -> the names of the deployments its constructor takes, in order.
+CONSTRUCTOR_ARGS: dict[str, tuple[str, ...]] = {
+    "AnchorRegistry": (),
+    "AssetRegistry": (),
+    "AccessToken": (),
+    "AccessTokenFactory": ("AssetRegistry", "AccessToken"),
+    "Marketplace": ("AssetRegistry", "AccessTokenFactory"),
+    "PaymentChannels": (),
+    "ProviderRegistry": ("AssetRegistry",),
+    "PaymentToken": (),
+}
+CONTRACTS = tuple(CONSTRUCTOR_ARGS)
+BLUEPRINTS = ("AccessToken",)  # deployed as ERC-5202 blueprints: code to copy, not to call
+DEPLOY_GAS = 8_000_000
 GRANT_GAS = 120_000
 
 
@@ -32,6 +49,7 @@ class Deployment:
     block_number: int
     tx_hash: str
     code_hash: str  # sha256 of the runtime code, to notice a record that no longer matches the chain
+    args: dict[str, str] | None = None  # constructor arguments: dependency name -> its address
 
 
 class Deployments:
@@ -95,12 +113,21 @@ class Deployments:
         out: dict[str, Deployment] = {}
         for name in CONTRACTS:
             found = self._valid(chain, record, name)
-            if found is None:
+            # a contract built on a redeployed dependency must be redeployed too
+            stale_dependency = any(out[dep].address != (found.args or {}).get(dep) for dep in CONSTRUCTOR_ARGS[name]) if found else False
+            if found is None or stale_dependency:
                 art = load_artifact(name)
-                receipt = chain.deploy(account, art["bytecode"], art["abi"], gas=DEPLOY_GAS)
+                args = tuple(out[dep].address for dep in CONSTRUCTOR_ARGS[name])
+                if name in BLUEPRINTS:
+                    receipt = chain.send(account, {"data": art["blueprintBytecode"]}, DEPLOY_GAS)
+                else:
+                    receipt = chain.deploy(account, art["bytecode"], art["abi"], args, gas=DEPLOY_GAS)
+                if not receipt.contract_address:
+                    raise ChainError(f"deploying {name} (tx {receipt.tx_hash}) created no contract")
                 code = chain.code_at(receipt.contract_address)
                 found = Deployment(name, receipt.contract_address, receipt.block_number, receipt.tx_hash,
-                                   hashlib.sha256(code).hexdigest())
+                                   hashlib.sha256(code).hexdigest(),
+                                   {dep: out[dep].address for dep in CONSTRUCTOR_ARGS[name]} or None)
                 record["contracts"][name] = asdict(found)
                 self._write(chain.chain_id, record)
             out[name] = found

@@ -3,10 +3,12 @@
 from ledgermind.statements.canonical import canonical_json, is_canonical
 from ledgermind.statements.dsse import IN_TOTO_PAYLOAD_TYPE, Envelope, pae, recover_signer, sign_envelope
 from ledgermind.statements.intoto import (
+    ACCESS,
     DATASET,
     EVALUATION,
     EVENT,
     INFERENCE_RECEIPT,
+    MARKET,
     MODEL,
     PREDICATE_NAMESPACE,
     STATEMENT_TYPE,
@@ -21,11 +23,13 @@ from ledgermind.statements.intoto import (
 from ledgermind.statements.verify import SignedStatement, open_envelope
 
 __all__ = [
+    "ACCESS",
     "DATASET",
     "EVALUATION",
     "EVENT",
     "INFERENCE_RECEIPT",
     "IN_TOTO_PAYLOAD_TYPE",
+    "MARKET",
     "MODEL",
     "PREDICATE_NAMESPACE",
     "STATEMENT_TYPE",

@@ -153,11 +153,104 @@ class EventV1(_Strict):
     related: list[AssetRef] = []
 
 
+_UINT256 = re.compile(r"0|[1-9][0-9]{0,77}")
+_SIGNATURE = re.compile(r"0x[0-9a-f]{130}")
+_TX_HASH = re.compile(r"0x[0-9a-f]{64}")
+
+
+def _address_or_none(v: str | None) -> str | None:
+    if v is not None and not _ADDRESS.fullmatch(v):
+        raise ValueError("must be a 0x-prefixed 20-byte address")
+    return v
+
+
+def _uint256_or_none(v: str | None) -> str | None:
+    if v is not None and (not _UINT256.fullmatch(v) or int(v) >= 2**256):
+        raise ValueError("must be a decimal uint256")
+    return v
+
+
+class AccessV1(_Strict):
+    """A data provider's record of one access decision, granted or refused: who asked for what, and why."""
+
+    holder: str  # as claimed in the request; ``reason`` says when its signature did not check out
+    asset: str
+    action: str = Field(min_length=1, max_length=64)
+    granted: bool
+    reason: str = Field(min_length=1, max_length=500)
+    nonce: str  # decimal uint256: JSON numbers lose precision above 2**53
+    time: str
+    expiry: str | None = None
+    path: str | None = Field(default=None, max_length=4096)  # the one file served from a folder asset
+    chainId: int | None = Field(default=None, ge=0)
+    verifyingContract: str | None = None
+    signature: str | None = None  # the holder's EIP-712 signature of the request
+
+    _a = field_validator("holder", "verifyingContract")(classmethod(lambda cls, v: _address_or_none(v)))
+    _d = field_validator("asset")(classmethod(lambda cls, v: _check_digest(v)))
+    _u = field_validator("nonce", "expiry")(classmethod(lambda cls, v: _uint256_or_none(v)))
+
+    @field_validator("signature")
+    @classmethod
+    def _sig(cls, v: str | None) -> str | None:
+        if v is not None and not _SIGNATURE.fullmatch(v):
+            raise ValueError("must be 0x and 65 bytes of lowercase hex")
+        return v
+
+
+class Contribution(_Strict):
+    """A contributor's cut of every sale, in basis points (1/100 of a percent)."""
+
+    account: str
+    bps: int = Field(gt=0, le=10_000)
+
+    _a = field_validator("account")(classmethod(lambda cls, v: _address_or_none(v)))
+
+
+MARKET_ACTIONS = (
+    "create-access-token", "list-access", "list-licence", "list-asset", "enable-dispenser",
+    "delist-access", "delist-licence", "delist-asset", "disable-dispenser",
+    "buy-access", "buy-licence", "buy-asset", "dispense", "withdraw",
+)
+
+
+class MarketV1(_Strict):
+    """A market transaction an account made on chain: a listing, a purchase, a withdrawal. The statement's signer
+    is the account that sent the transaction; ``txHash`` on ``chainId`` is where the chain has it."""
+
+    action: Literal[MARKET_ACTIONS]  # type: ignore[valid-type]
+    account: str
+    chainId: int = Field(ge=0)
+    contract: str
+    txHash: str
+    blockNumber: int = Field(ge=0)
+    time: str
+    price: str | None = None  # decimal, smallest unit of ``token``; per whole access token for access listings
+    token: str | None = None  # payment token; the zero address is the chain's native coin
+    quantity: str | None = None  # whole access tokens bought or dispensed
+    duration: int | None = Field(default=None, gt=0)  # seconds of a licence
+    expiry: int | None = Field(default=None, ge=0)  # unix time a bought licence ends
+    contributors: list[Contribution] = []
+    amount: str | None = None  # what a withdrawal paid out
+
+    _a = field_validator("account", "contract", "token")(classmethod(lambda cls, v: _address_or_none(v)))
+    _u = field_validator("price", "quantity", "amount")(classmethod(lambda cls, v: _uint256_or_none(v)))
+
+    @field_validator("txHash")
+    @classmethod
+    def _tx(cls, v: str) -> str:
+        if not _TX_HASH.fullmatch(v):
+            raise ValueError("must be 0x and 32 bytes of lowercase hex")
+        return v
+
+
 DATASET = PREDICATE_NAMESPACE + "dataset/v1"
 MODEL = PREDICATE_NAMESPACE + "model/v1"
 EVALUATION = PREDICATE_NAMESPACE + "evaluation/v1"
 INFERENCE_RECEIPT = PREDICATE_NAMESPACE + "inference-receipt/v1"
 EVENT = PREDICATE_NAMESPACE + "event/v1"
+ACCESS = PREDICATE_NAMESPACE + "access/v1"
+MARKET = PREDICATE_NAMESPACE + "market/v1"
 
 _PREDICATES: dict[str, type[BaseModel]] = {
     DATASET: DatasetV1,
@@ -165,6 +258,8 @@ _PREDICATES: dict[str, type[BaseModel]] = {
     EVALUATION: EvaluationV1,
     INFERENCE_RECEIPT: InferenceReceiptV1,
     EVENT: EventV1,
+    ACCESS: AccessV1,
+    MARKET: MarketV1,
 }
 
 
