@@ -16,9 +16,10 @@ import typer
 from rich.markup import escape
 
 from ledgermind import __version__
+from ledgermind.cli.common import JsonOpt, after_write, client_of, note_dev_account
+from ledgermind.cli.market import balance, market_app
 from ledgermind.cli.output import emit_json, err, hashing_progress, lineage_tree, out, print_report
 from ledgermind.client import Client
-from ledgermind.config import load_settings
 from ledgermind.errors import InvalidInputError, LedgermindError
 
 app = typer.Typer(
@@ -31,38 +32,8 @@ log_app = typer.Typer(no_args_is_help=True, help="The transparency log: size, ch
 app.add_typer(account_app, name="account")
 app.add_typer(register_app, name="register")
 app.add_typer(log_app, name="log")
-
-JsonOpt = typer.Option(False, "--json", help="Print JSON instead of text.")
-
-
-def _client(ctx: typer.Context) -> Client:
-    state = ctx.find_root().obj
-    if state.get("client") is None:
-        state["client"] = Client(settings=load_settings(
-            state["home"], account=state["account"], rpc_url=state["rpc_url"], chain_id=state["chain_id"]
-        ))
-        ctx.find_root().call_on_close(state["client"].close)
-    return state["client"]
-
-
-def _after_write(client: Client) -> None:
-    """Say on stderr what happened around a write: a dev account created, an anchor sent or queued."""
-    note = client.last_anchor
-    if note and note.get("queued"):
-        err.print(f"[yellow]anchor queued, will retry:[/] {escape(note['reason'])}")
-    elif note and note.get("anchored"):
-        a = note["anchored"]
-        err.print(f"anchored tree size {a['treeSize']} on chain {a['chainId']} (tx {a['txHash']})")
-    _note_dev_account(client)
-
-
-def _note_dev_account(client: Client) -> None:
-    if client.dev_account_created:
-        err.print(
-            f"[yellow]created development account {client.account().address} with an empty password "
-            f"in {client.settings.keystore_dir}[/] (set LEDGERMIND_PASSWORD and run 'ledgermind account new' for real use)"
-        )
-
+app.add_typer(market_app, name="market")
+app.command("balance")(balance)
 
 @app.callback()
 def main_callback(
@@ -89,7 +60,7 @@ def account_new(
     as_json: bool = JsonOpt,
 ) -> None:
     """Create an account (password from LEDGERMIND_PASSWORD; empty for a dev account). Prints its address only."""
-    client = _client(ctx)
+    client = client_of(ctx)
     address = client.new_account(make_default=default)
     emit_json({"address": address}) if as_json else out.print(address)
 
@@ -97,7 +68,7 @@ def account_new(
 @account_app.command("list")
 def account_list(ctx: typer.Context, as_json: bool = JsonOpt) -> None:
     """List account addresses; the default one is marked."""
-    rows = _client(ctx).accounts()
+    rows = client_of(ctx).accounts()
     if as_json:
         emit_json(rows)
         return
@@ -127,7 +98,7 @@ def register_dataset(
     as_json: bool = JsonOpt,
 ) -> None:
     """Fingerprint a dataset and append its signed registration to the log."""
-    client = _client(ctx)
+    client = client_of(ctx)
     with hashing_progress(f"hashing {path.name}") as progress:
         r = client.register_dataset(
             path, name=name, licence=licence, source=source, consent=consent, contains_pii=pii, store=store,
@@ -139,7 +110,7 @@ def register_dataset(
 def _finish_registration(client: Client, r: dict[str, Any], mint_it: bool, as_json: bool) -> None:
     if mint_it:
         r["token"] = client.mint(r["id"])
-    _after_write(client)
+    after_write(client)
     if as_json:
         emit_json(r)
         return
@@ -197,7 +168,7 @@ def register_model(
     as_json: bool = JsonOpt,
 ) -> None:
     """Register a model with its lineage: the datasets it was trained on and its parent models."""
-    client = _client(ctx)
+    client = client_of(ctx)
     with hashing_progress(f"hashing {path.name}") as progress:
         r = client.register_model(
             path, trained_on=trained_on, parents=parent, metrics=_json_file(metrics, "metrics"),
@@ -228,9 +199,9 @@ def event(
                 raise InvalidInputError(f"--data is not JSON: {e}") from e
             if not isinstance(payload, dict):
                 raise InvalidInputError("--data must be a JSON object")
-    client = _client(ctx)
+    client = client_of(ctx)
     r = client.record_event(domain=domain, type=type_, data=payload, related=related)
-    _after_write(client)
+    after_write(client)
     if as_json:
         emit_json(r.to_json())
     else:
@@ -250,9 +221,9 @@ def submit(
         raise InvalidInputError(f"no such file: {envelope}") from e
     except IsADirectoryError as e:
         raise InvalidInputError(f"{envelope} is a folder, expected a DSSE envelope JSON file") from e
-    client = _client(ctx)
+    client = client_of(ctx)
     r = client.submit(raw)
-    _after_write(client)
+    after_write(client)
     emit_json(r) if as_json else out.print(f"appended at log index {r['logIndex']}, signed by {r['signer']}")
 
 
@@ -266,7 +237,7 @@ def list_registered(
     """List the datasets and models registered in the log."""
     if kind not in (None, "dataset", "model"):
         raise InvalidInputError("--kind must be 'dataset' or 'model'")
-    rows = _client(ctx).assets(kind)
+    rows = client_of(ctx).assets(kind)
     if as_json:
         emit_json(rows)
         return
@@ -281,7 +252,7 @@ def list_registered(
 @app.command("show")
 def show(ctx: typer.Context, ref: str = typer.Argument(..., metavar="ID"), as_json: bool = JsonOpt) -> None:
     """Show an asset's registration statement and the statements about it."""
-    info = _client(ctx).show(ref)
+    info = client_of(ctx).show(ref)
     if as_json:
         emit_json(info)
         return
@@ -292,7 +263,7 @@ def show(ctx: typer.Context, ref: str = typer.Argument(..., metavar="ID"), as_js
 @app.command("lineage")
 def lineage(ctx: typer.Context, ref: str = typer.Argument(..., metavar="ID"), as_json: bool = JsonOpt) -> None:
     """Show a model's tree back to its source datasets."""
-    tree = _client(ctx).lineage(ref)
+    tree = client_of(ctx).lineage(ref)
     emit_json(tree) if as_json else out.print(lineage_tree(tree))
 
 
@@ -313,7 +284,7 @@ def verify(
             rpc = ctx.find_root().obj["rpc_url"] or os.environ.get("LEDGERMIND_RPC_URL")
             report = Client.verify_bundle(bundle, target, log_key=log_key, rpc_url=rpc, progress=progress)
         else:
-            report = _client(ctx).verify(target, expect=expect, progress=progress)  # type: ignore[arg-type]
+            report = client_of(ctx).verify(target, expect=expect, progress=progress)  # type: ignore[arg-type]
     emit_json(report.to_json()) if as_json else print_report(report.to_json())
     if not report.ok:
         raise typer.Exit(1)
@@ -327,7 +298,7 @@ def bundle_cmd(
     as_json: bool = JsonOpt,
 ) -> None:
     """Export a self-contained bundle (statements, inclusion proofs, checkpoint, log key) for offline verify."""
-    path = _client(ctx).export_bundle(ref, output)
+    path = client_of(ctx).export_bundle(ref, output)
     emit_json({"bundle": str(path)}) if as_json else out.print(f"wrote {path}")
 
 
@@ -339,7 +310,7 @@ def assets(
     as_json: bool = JsonOpt,
 ) -> None:
     """List the asset tokens an account owns on the chain."""
-    rows = _client(ctx).owned(owner)
+    rows = client_of(ctx).owned(owner)
     if as_json:
         emit_json(rows)
         return
@@ -356,7 +327,7 @@ def assets(
 @app.command("mint")
 def mint_cmd(ctx: typer.Context, ref: str = typer.Argument(..., metavar="ID"), as_json: bool = JsonOpt) -> None:
     """Mint a registered dataset or model as an ERC-721 token to the acting account."""
-    t = _client(ctx).mint(ref)
+    t = client_of(ctx).mint(ref)
     emit_json(t) if as_json else _print_mint(t)
 
 
@@ -367,7 +338,7 @@ def deploy(
     as_json: bool = JsonOpt,
 ) -> None:
     """Deploy the contracts on the chain (idempotent) and record them under LEDGERMIND_HOME/deployments."""
-    info = _client(ctx).deploy(grant)
+    info = client_of(ctx).deploy(grant)
     if as_json:
         emit_json(info)
         return
@@ -379,7 +350,7 @@ def deploy(
 @app.command("anchor")
 def anchor(ctx: typer.Context, as_json: bool = JsonOpt) -> None:
     """Anchor the log's latest checkpoint on the chain now (queued and retried if the chain fails)."""
-    info = _client(ctx).anchor()
+    info = client_of(ctx).anchor()
     if as_json:
         emit_json(info)
         return
@@ -394,7 +365,7 @@ def anchor(ctx: typer.Context, as_json: bool = JsonOpt) -> None:
 @app.command("anchors")
 def anchors(ctx: typer.Context, as_json: bool = JsonOpt) -> None:
     """List anchors: anchored, queued (with their last error) and superseded."""
-    rows = _client(ctx).anchors()
+    rows = client_of(ctx).anchors()
     if as_json:
         emit_json(rows)
         return
@@ -412,7 +383,7 @@ def node(
     """Serve the embedded chain over standard Ethereum JSON-RPC until interrupted."""
     from ledgermind.cli.node import run_node
 
-    client = _client(ctx)
+    client = client_of(ctx)
     run_node(
         client.settings, host, port,
         lambda url: out.print(f"ledgermind node: chain {client.settings.chain_dir} serving at {url}"),
@@ -424,7 +395,7 @@ def node(
 @log_app.command("info")
 def log_info(ctx: typer.Context, as_json: bool = JsonOpt) -> None:
     """Size, root, origin and public key of the log."""
-    info = _client(ctx).log_info()
+    info = client_of(ctx).log_info()
     if as_json:
         emit_json(info)
         return
@@ -435,14 +406,14 @@ def log_info(ctx: typer.Context, as_json: bool = JsonOpt) -> None:
 @log_app.command("checkpoint")
 def log_checkpoint(ctx: typer.Context, as_json: bool = JsonOpt) -> None:
     """Print the latest signed checkpoint (C2SP tlog-checkpoint signed note)."""
-    note = _client(ctx).checkpoint()
+    note = client_of(ctx).checkpoint()
     emit_json({"checkpoint": note}) if as_json else sys.stdout.write(note)
 
 
 @log_app.command("entry")
 def log_entry(ctx: typer.Context, index: int = typer.Argument(...), as_json: bool = JsonOpt) -> None:
     """Print one entry's statement, signer and inclusion proof."""
-    info = _client(ctx).entry(index)
+    info = client_of(ctx).entry(index)
     if as_json:
         emit_json(info)
         return
@@ -453,7 +424,7 @@ def log_entry(ctx: typer.Context, index: int = typer.Argument(...), as_json: boo
 @log_app.command("fsck")
 def log_fsck(ctx: typer.Context, as_json: bool = JsonOpt) -> None:
     """Re-derive the tree from every stored entry and compare it with the signed checkpoints."""
-    report = _client(ctx).fsck()
+    report = client_of(ctx).fsck()
     data = {
         "ok": report.ok, "size": report.size, "entriesChecked": report.entries_checked,
         "checkpointsChecked": report.checkpoints_checked, "root": report.root.hex(),
@@ -478,7 +449,7 @@ def demo(
     """Register a dataset and a model with lineage, verify, tamper, bundle and verify offline."""
     from ledgermind.cli.demo import run_demo
 
-    ok = run_demo(_client(ctx), workdir)
+    ok = run_demo(client_of(ctx), workdir)
     if not ok:
         raise typer.Exit(1)
 

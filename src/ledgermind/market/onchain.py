@@ -283,7 +283,8 @@ class Market:
     def _listed(self, digest: str, kind: str) -> dict[str, Any]:
         found = self.listing(digest)[kind]
         if found is None:
-            raise NotFoundError(f"asset {digest[:12]} is not listed for {kind} on chain {self.chain.chain_id}")
+            what = {"access": "access tokens", "licence": "licences", "asset": "sale as an NFT"}[kind]
+            raise NotFoundError(f"asset {digest[:12]} is not listed for {what} on chain {self.chain.chain_id}")
         if found["void"]:
             raise InvalidInputError(f"the {kind} listing of asset {digest[:12]} is void: its seller no longer owns it")
         return found
