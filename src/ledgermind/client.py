@@ -49,7 +49,9 @@ from ledgermind.store import BlobStore
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
 
+    from ledgermind.inference.book import BookedPayer
     from ledgermind.market.onchain import Market, MarketTx
+    from ledgermind.provider import Provider
 
 ZERO_ADDRESS_TOKEN = "0x0000000000000000000000000000000000000000"
 
@@ -688,6 +690,162 @@ class Client:
         who = Web3.to_checksum_address(to) if to else self.account().address
         receipt = market.mint_payment_tokens(minter, who, amount)
         return {"to": who, "amount": str(amount), "token": market.payment_token, "txHash": receipt.tx_hash}
+
+    # ------------------------------------------------------------------ private data
+    def offer_dataset(self, ref: str, path: str | os.PathLike[str]) -> dict[str, Any]:
+        """Encrypt the bytes at ``path`` (AES-256-GCM, a key per dataset kept in ``keys/``) into the blob store,
+        and offer them to holders of the registered dataset ``ref``'s access tokens or licences when this home
+        serves (``ledgermind serve``). Raises InvalidInputError if the bytes are not that dataset."""
+        from ledgermind.access import AccessStore, offer_dataset
+
+        row = self.registry.resolve(ref, "dataset")
+        fp = fingerprint(Path(path).expanduser(), cache=self.cache)
+        if fp.digest != row.digest:
+            raise InvalidInputError(f"{path} is sha256:{fp.digest}, not the registered dataset {row.name!r} "
+                                    f"(sha256:{row.digest})")
+        with AccessStore(self.settings.home / "access.sqlite", self.settings.busy_timeout) as store:
+            enc = offer_dataset(path, blobs=self.blobs, keys_dir=self.settings.home / "keys", store=store,
+                                name=row.name, fp=fp)
+        return {"id": row.digest, "name": row.name, "kind": enc.kind, "size": enc.size, "encrypted": True}
+
+    def download(self, ref: str, provider_url: str, dest: str | os.PathLike[str] | None = None, *,
+                 path: str | None = None) -> Path:
+        """Download a private dataset (its digest, or its name if registered here) from a provider, as the acting
+        account: the provider checks the signed request and the account's access token or licence on chain,
+        and the bytes are checked against the dataset's digest before they land at ``dest``."""
+        from ledgermind.access.client import download
+
+        digest, _ = self._asset_ref(ref)
+        return download(provider_url, digest, self.account(), dest, self.chain(), path=path)
+
+    # ------------------------------------------------------------------ paid inference
+    def provider(self, models: list[tuple[str, str | os.PathLike[str] | None]], *, price: int = 0,
+                 token: str | None = None, datasets: bool = True, settle_interval: float = 30.0) -> Provider:
+        """A provider app serving ``models`` for payment and the private datasets offered here (see
+        ``ledgermind.provider.build_provider``); run it with uvicorn, or ``ledgermind serve``."""
+        from ledgermind.provider import build_provider
+
+        return build_provider(self, models, price=price, token=token, datasets=datasets,
+                              settle_interval=settle_interval)
+
+    def announce(self, model: str, endpoint: str, price: int, token: str | None = None) -> dict[str, Any]:
+        """Announce on chain (ProviderRegistry) that the acting account serves ``model`` at ``endpoint``; the
+        model must be minted. Clients find it with ``infer`` when they name no provider."""
+        from ledgermind.inference.discovery import announce
+
+        digest, _ = self._asset_ref(model)
+        market = self.market()
+        registry = self.deployments.require(market.chain, "ProviderRegistry").address
+        receipt = announce(market.chain, registry, self.account(), digest, endpoint, price, market.token_address(token))
+        return {"model": digest, "endpoint": endpoint, "price": str(price), "txHash": receipt.tx_hash}
+
+    def providers(self, model: str) -> list[dict[str, Any]]:
+        """The providers announced on chain for ``model``."""
+        from ledgermind.inference.discovery import discover_providers
+
+        digest, _ = self._asset_ref(model)
+        chain = self.chain()
+        registry = self._deployed(chain, self.account(), "ProviderRegistry").address
+        return [p.to_json() for p in discover_providers(chain, registry, digest)]
+
+    def _payer(self) -> BookedPayer:
+        from ledgermind.inference.book import BookedPayer, ChannelBook
+        from ledgermind.inference.channels import PaymentChannels
+
+        chain = self.chain()
+        contract = PaymentChannels(chain, self._deployed(chain, self.account(), "PaymentChannels").address)
+        return BookedPayer(self.account(), contract, ChannelBook(self.settings.home / "channels.sqlite"))
+
+    def infer(self, model: str, inputs: Any, *, providers: list[str] | None = None, deposit: int = 0,
+              use_access: bool = False) -> dict[str, Any]:
+        """Run ``model`` on ``inputs`` at a provider, paying per request through a payment channel (the acting
+        account's open channel to that provider, or a new one holding ``deposit``), or, with ``use_access``,
+        as a holder of the model's access token or licence. ``providers`` are endpoints; by default they are
+        discovered on chain. The answer's receipt is checked (signed by the provider, naming the model and
+        the digests of these inputs and outputs); a provider that is down or answers badly is skipped.
+        Raises AllProvidersFailed (each failure named), RequestRefused (inputs every provider would refuse)."""
+        from ledgermind.inference.client import InferenceClient
+        from ledgermind.inference.discovery import ProviderInfo, discover_providers
+
+        digest, _ = self._asset_ref(model)
+        chain = self.chain()
+        found: list[str | ProviderInfo] = list(providers or [])
+        if not found:
+            registry = self._deployed(chain, self.account(), "ProviderRegistry").address
+            found = list(discover_providers(chain, registry, digest))
+            if not found:
+                raise NotFoundError(f"no provider announced for model {digest[:12]} on chain {chain.chain_id}: "
+                                    f"give one with --provider URL")
+        payer = self._payer()
+        access = None
+        if use_access:
+            market = self.market()
+            access = (self.account(), chain.chain_id, market.address)
+        try:
+            with InferenceClient(found, payer=payer, channels=payer.usable(), deposit=deposit, access=access) as ic:
+                result = ic.infer(digest, inputs)
+        finally:
+            payer.book.close()
+        return result.to_json()
+
+    def settle(self) -> list[dict[str, Any]]:
+        """As a provider: redeem on chain the best voucher of every channel that paid for this account's receipts
+        in this home's log (what ``ledgermind serve`` does before a channel expires). ``withdraw`` then collects."""
+        from ledgermind.inference.channels import PaymentChannels, ProviderChannels
+        from ledgermind.inference.receipts import provider_receipts
+
+        chain = self.chain()
+        account = self.account()
+        contract = PaymentChannels(chain, self._deployed(chain, account, "PaymentChannels").address)
+        channels = ProviderChannels(contract, account.address)
+        channels.restore(provider_receipts(self._log(), account.address))
+        return [s.to_json() for s in channels.settle_all(account)]
+
+    def channels(self) -> list[dict[str, Any]]:
+        """The payment channels the acting account opened from this home, with their state on chain."""
+        payer = self._payer()
+        try:
+            out = []
+            for rec in payer.book.channels(payer.contract.chain_id, payer.contract.address, payer.account.address):
+                info = payer.contract.channel(bytes.fromhex(rec["channelId"][2:]))
+                out.append({**rec, "deposit": str(info.deposit), "issued": str(rec["issued"]), "paid": str(info.paid),
+                            "expiry": info.expiry, "closed": info.closed})
+            return out
+        finally:
+            payer.book.close()
+
+    def reclaim(self) -> list[dict[str, Any]]:
+        """Close every expired channel of the acting account and collect what its provider did not redeem."""
+        payer = self._payer()
+        try:
+            now = payer.contract.now()
+            done = []
+            for rec in payer.book.channels(payer.contract.chain_id, payer.contract.address, payer.account.address):
+                cid = bytes.fromhex(rec["channelId"][2:])
+                info = payer.contract.channel(cid)
+                if info.closed or info.expiry > now:
+                    continue
+                receipt = payer.contract.reclaim(payer.account, cid)
+                done.append({"channelId": rec["channelId"], "refund": str(info.deposit - info.paid),
+                             "txHash": receipt.tx_hash})
+            if done:
+                for token in {r["token"] for r in payer.book.channels(payer.contract.chain_id, payer.contract.address)}:
+                    payer.contract.withdraw(payer.account, token)
+            return done
+        finally:
+            payer.book.close()
+
+    def verify_receipt(self, receipt: Any, *, model: str | None = None, log_key: str | None = None,
+                       inputs: Any = None, outputs: Any = None) -> VerifyReport:
+        """Verify an inference receipt: a receipt bundle (``GET /v1/receipts/{n}`` of its provider; offline,
+        against ``log_key`` if given) or a log index of this home's log (as the provider). ``model`` is the
+        model it must name (any reference to a model registered here, or its digest)."""
+        from ledgermind.inference.receipts import verify_receipt
+
+        source = self if isinstance(receipt, int) else None  # a bundle carries its provider's log proof
+        if model is not None and source is None:
+            model, _ = self._asset_ref(model)
+        return verify_receipt(receipt, source, model=model, log_key=log_key, inputs=inputs, outputs=outputs)
 
     # ------------------------------------------------------------------ log
     def log_info(self) -> dict[str, Any]:

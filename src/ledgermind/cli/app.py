@@ -18,6 +18,7 @@ from rich.markup import escape
 from ledgermind import __version__
 from ledgermind.cli.common import JsonOpt, after_write, client_of, note_dev_account
 from ledgermind.cli.market import balance, market_app
+from ledgermind.cli.serving import channel_app, download, infer, providers, receipt_app, serve, settle
 from ledgermind.cli.output import emit_json, err, hashing_progress, lineage_tree, out, print_report
 from ledgermind.client import Client
 from ledgermind.errors import InvalidInputError, LedgermindError
@@ -32,8 +33,6 @@ log_app = typer.Typer(no_args_is_help=True, help="The transparency log: size, ch
 app.add_typer(account_app, name="account")
 app.add_typer(register_app, name="register")
 app.add_typer(log_app, name="log")
-app.add_typer(market_app, name="market")
-app.command("balance")(balance)
 
 @app.callback()
 def main_callback(
@@ -94,17 +93,25 @@ def register_dataset(
     consent: Optional[bool] = typer.Option(None, "--consent/--no-consent", help="Personal data collected with consent."),
     pii: Optional[bool] = typer.Option(None, "--pii/--no-pii", help="Whether it contains personal data."),
     store: bool = typer.Option(False, "--store", help="Also copy the bytes into the local content store."),
+    private: bool = typer.Option(
+        False, "--private", help="Keep an encrypted copy to serve to holders of its access tokens or licences."
+    ),
     mint_it: bool = typer.Option(False, "--mint", help="Also mint the dataset as an ERC-721 token to the actor."),
     as_json: bool = JsonOpt,
 ) -> None:
     """Fingerprint a dataset and append its signed registration to the log."""
+    if private and store:
+        raise InvalidInputError("--private keeps an encrypted copy; --store would keep the plaintext too: choose one")
     client = client_of(ctx)
     with hashing_progress(f"hashing {path.name}") as progress:
         r = client.register_dataset(
             path, name=name, licence=licence, source=source, consent=consent, contains_pii=pii, store=store,
             progress=progress,
         )
-    _finish_registration(client, r.to_json(), mint_it, as_json)
+    info = r.to_json()
+    if private:
+        info["private"] = client.offer_dataset(r.digest, path)
+    _finish_registration(client, info, mint_it, as_json)
 
 
 def _finish_registration(client: Client, r: dict[str, Any], mint_it: bool, as_json: bool) -> None:
@@ -452,6 +459,15 @@ def demo(
     ok = run_demo(client_of(ctx), workdir)
     if not ok:
         raise typer.Exit(1)
+
+
+# ---------------------------------------------------------------------- markets, serving (cli/market.py, cli/serving.py)
+app.add_typer(market_app, name="market")
+app.command("balance")(balance)
+for _command in (serve, infer, download, providers, settle):
+    app.command(_command.__name__)(_command)
+app.add_typer(receipt_app, name="receipt")
+app.add_typer(channel_app, name="channel")
 
 
 def main() -> None:
