@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import socket
 from pathlib import Path
 from typing import Any, Optional
@@ -74,6 +75,10 @@ def serve(
             err.print(f"serving private dataset {escape(d['name'])} {d['id'][:12]} to holders")
         config = uvicorn.Config(provider.app, log_level="warning", access_log=False, lifespan="on",
                                 proxy_headers=False, server_header=False)
+        # uvicorn stops on SIGINT/SIGTERM once in-flight requests are answered, then re-raises the signal to the
+        # handler it found: a no-op one lets the cleanup below run (node record removed, chain closed), exit 0
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: None)
         uvicorn.Server(config).run(sockets=[sock])
     finally:
         if provider is not None:

@@ -73,11 +73,13 @@ class ChannelBook:
                 (text, chain_id, contract.lower(), channel_id.hex(), text, text, text),
             )
 
-    def update(self, chain_id: int, contract: str, channel_id: bytes, *, deposit: int, expiry: int) -> None:
+    def released(self, chain_id: int, contract: str, channel_id: bytes, amount: int, back_to: int) -> None:
+        """Lower the recorded amount from ``amount`` to ``back_to`` (a voucher taken back), if it is still
+        ``amount``: another process that issued meanwhile keeps its higher amount."""
         with self._lock:
             self._db.execute(
-                "UPDATE channels SET deposit = ?, expiry = ? WHERE chain_id = ? AND contract = ? AND channel_id = ?",
-                (str(deposit), expiry, chain_id, contract.lower(), channel_id.hex()),
+                "UPDATE channels SET issued = ? WHERE chain_id = ? AND contract = ? AND channel_id = ? AND issued = ?",
+                (str(back_to), chain_id, contract.lower(), channel_id.hex(), str(amount)),
             )
 
     def channels(self, chain_id: int, contract: str, sender: str | None = None) -> list[dict[str, Any]]:
@@ -107,6 +109,12 @@ class BookedChannel(PaidChannel):
         voucher = super().pay(price)
         self._book.issued(self.chain_id, self.contract, self.channel_id, voucher.amount)
         return voucher
+
+    def release(self, voucher: Voucher, price: int) -> bool:
+        if not super().release(voucher, price):
+            return False
+        self._book.released(self.chain_id, self.contract, self.channel_id, voucher.amount, voucher.amount - price)
+        return True
 
 
 class BookedPayer(Payer):

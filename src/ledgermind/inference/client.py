@@ -86,6 +86,17 @@ class PaidChannel:
             self.issued = amount
         return self._domain.sign(self._signer, self.channel_id, amount)
 
+    def release(self, voucher: Voucher, price: int) -> bool:
+        """Take back ``voucher`` (issued for ``price``) after the provider refused its request without taking it
+        (bad inputs are refused before payment), so the next request reuses its amount rather than paying
+        ahead. Only the latest voucher can be taken back; returns whether it was. Re-issuing an amount is
+        safe: vouchers are cumulative, so the provider can never redeem more than the highest one signed."""
+        with self._lock:
+            if self.issued != voucher.amount or price > voucher.amount:
+                return False
+            self.issued = voucher.amount - price
+            return True
+
     def header(self, voucher: Voucher) -> str:
         """The ``X-Ledgermind-Voucher`` header for ``voucher`` (with its chain and contract, so a provider on
         another chain says so instead of failing the signature)."""
@@ -275,11 +286,15 @@ class InferenceClient:
                                 int(time.time()) + 120).sign(account, chain_id, contract)
             headers[ACCESS_HEADER] = orjson.dumps(req.to_json()).decode()
             price = 0
-        elif price > 0:
+        channel = voucher = None
+        if price > 0:
             channel = self.channel_for(terms)
-            headers[VOUCHER_HEADER] = channel.header(channel.pay(price))
+            voucher = channel.pay(price)
+            headers[VOUCHER_HEADER] = channel.header(voucher)
         r = self._request("POST", f"{provider.endpoint}/v1/models/{model}/infer", content=body, headers=headers)
         if r.status_code in _INPUT_ERRORS:
+            if channel is not None and voucher is not None:
+                channel.release(voucher, price)  # refused before payment: the amount was not taken
             raise RequestRefused(r.status_code, _reason(r))
         if r.status_code != 200:
             raise ProviderError(f"HTTP {r.status_code}: {_reason(r)}")
