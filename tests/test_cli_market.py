@@ -159,3 +159,17 @@ def test_amounts_and_durations_parse_exactly():
             parse_duration(bad)
     assert format_amount(15 * 10**17) == "1.5 ETH"
     assert format_amount(2 * 10**18, "0x" + "ab" * 20, "0x" + "AB" * 20) == "2 LMPAY"
+
+
+def test_platform_fee_comes_off_the_top(market):
+    cli, who = market
+    model = who["modelId"]
+    cli("market", "fee", "250", "--recipient", who["data"])
+    assert cli.json("market", "fee") == {"feeBps": 250, "feeRecipient": who["data"]}
+    one_line_error(cli("--account", who["buyer"], "market", "fee", "10", ok=False), "only the Marketplace owner")
+    cli("market", "sell", model, "--price", "1000wei", "--contributor", f"{who['buyer']}=1000")
+    cli("--account", who["buyer"], "market", "buy", model)
+    owed = {name: int(cli.json("--account", who[name], "balance")["withdrawable"]["marketplace"]["native"])
+            for name in ("seller", "data", "buyer")}
+    # 1000 wei: 25 fee (to the data account here), 10% of the remaining 975 to the contributor, the rest to the owner
+    assert owed == {"seller": 1000 - 25 - 97, "data": 25, "buyer": 97}

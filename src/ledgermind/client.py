@@ -677,6 +677,13 @@ class Client:
             "access": access,
         }
 
+    def set_market_fee(self, fee_bps: int, recipient: str | None = None) -> list[dict[str, Any]]:
+        """Set the Marketplace's platform fee (basis points of every later sale, at most 1000) and its recipient
+        (default: the acting account). Only the Marketplace's owner (its deployer) can."""
+        market = self.market()
+        account = self.account()
+        return self._record_market([market.set_fee(account, fee_bps, recipient or account.address)], None)
+
     def faucet(self, to: str | None = None, amount: int = 1000 * 10**18) -> dict[str, Any]:
         """Mint demo tokens (LMPAY) to ``to`` (default: the acting account). Only the PaymentToken's deployer can:
         on the embedded chain, the home's default account."""

@@ -148,6 +148,24 @@ def market_withdraw(ctx: typer.Context, as_json: bool = JsonOpt) -> None:
     after_write(client)
 
 
+@market_app.command("fee")
+def market_fee(
+    ctx: typer.Context,
+    bps: Optional[int] = typer.Argument(None, help="New platform fee in basis points (0-1000); omit to show it."),
+    recipient: Optional[str] = typer.Option(None, "--recipient", help="Who receives it (default: the acting account)."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Show or set the platform fee taken from every sale (the Marketplace owner sets it)."""
+    client = client_of(ctx)
+    if bps is None:
+        fee, to = client.market().fee()
+        emit_json({"feeBps": fee, "feeRecipient": to}) if as_json else out.print(f"{fee} basis points to {to}")
+        return
+    rows = client.set_market_fee(bps, recipient)
+    emit_json(rows) if as_json else out.print(f"fee set to {bps} basis points for {rows[0]['feeRecipient']}")
+    after_write(client)
+
+
 @market_app.command("faucet")
 def market_faucet(
     ctx: typer.Context,

@@ -32,7 +32,7 @@ KINDS = ("access", "licence", "asset")
 # first-time storage writes); a transaction pays only for the gas it uses.
 GAS = {
     "create": 2_500_000, "list": 1_500_000, "delist": 200_000, "buy": 900_000, "approve": 120_000,
-    "dispenser": 200_000, "withdraw": 150_000, "mint_tokens": 150_000,
+    "dispenser": 200_000, "withdraw": 150_000, "mint_tokens": 150_000, "admin": 120_000,
 }
 
 
@@ -339,6 +339,26 @@ class Market:
             return None
         receipt = self._send(account, self.marketplace.functions.withdraw(token), "withdraw")
         return MarketTx("withdraw", None, receipt, self.address, {"token": token, "amount": str(amount)})
+
+    def fee(self) -> tuple[int, str]:
+        """The platform fee (basis points of every sale) and who receives it."""
+        fn = self.marketplace.functions
+        return int(self.chain.call(fn.fee_bps())), str(self.chain.call(fn.fee_recipient()))
+
+    def set_fee(self, account: LocalAccount, fee_bps: int, recipient: str) -> MarketTx:
+        """Set the platform fee (at most 1000 bps) and its recipient. Requires the Marketplace's owner."""
+        from web3 import Web3
+
+        owner = self.chain.call(self.marketplace.functions.owner())
+        if owner.lower() != account.address.lower():
+            raise InvalidInputError(f"only the Marketplace owner {owner} sets the fee, not {account.address}")
+        if not 0 <= fee_bps <= 1_000:
+            raise InvalidInputError(f"the platform fee is 0 to 1000 basis points (10%), got {fee_bps}")
+        if not Web3.is_address(recipient) or int(recipient, 16) == 0:
+            raise InvalidInputError(f"fee recipient {recipient!r} is not an account address")
+        recipient = Web3.to_checksum_address(recipient)
+        receipt = self._send(account, self.marketplace.functions.set_fee(fee_bps, recipient), "admin")
+        return MarketTx("set-fee", None, receipt, self.address, {"feeBps": fee_bps, "feeRecipient": recipient})
 
     def mint_payment_tokens(self, account: LocalAccount, to: str, amount: int) -> Receipt:
         """Mint demo PaymentTokens (LMPAY) to ``to``. Requires ``account`` to be the PaymentToken's owner (its

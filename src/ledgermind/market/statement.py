@@ -3,7 +3,7 @@
 The chain already holds the transaction; the statement puts it in the log beside the asset's registration and
 lineage, so a model's history (registered, minted, listed, sold, used) reads from one place and is covered by
 the log's anchored checkpoints. Its subject is the asset; a withdrawal, which concerns no asset, names the
-account instead (digest: SHA-256 of its lowercase address).
+account instead (digest: SHA-256 of its lowercase address), and so does a change of the platform fee.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ def market_envelope(account: LocalAccount, tx: MarketTx, chain_id: int, asset_na
         "action": tx.action, "account": account.address, "chainId": chain_id, "contract": tx.contract,
         "txHash": tx.receipt.tx_hash.lower(), "blockNumber": tx.receipt.block_number, "time": utc_now(),
     }
-    for key in ("price", "token", "quantity", "duration", "expiry", "contributors", "amount"):
+    for key in ("price", "token", "quantity", "duration", "expiry", "contributors", "amount", "feeBps", "feeRecipient"):
         if tx.details.get(key) is not None:
             predicate[key] = tx.details[key]
     if tx.asset is not None:

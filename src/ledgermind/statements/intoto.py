@@ -210,7 +210,7 @@ class Contribution(_Strict):
 MARKET_ACTIONS = (
     "create-access-token", "list-access", "list-licence", "list-asset", "enable-dispenser",
     "delist-access", "delist-licence", "delist-asset", "disable-dispenser",
-    "buy-access", "buy-licence", "buy-asset", "dispense", "withdraw",
+    "buy-access", "buy-licence", "buy-asset", "dispense", "withdraw", "set-fee",
 )
 
 
@@ -232,8 +232,10 @@ class MarketV1(_Strict):
     expiry: int | None = Field(default=None, ge=0)  # unix time a bought licence ends
     contributors: list[Contribution] = []
     amount: str | None = None  # what a withdrawal paid out
+    feeBps: int | None = Field(default=None, ge=0, le=10_000)  # the platform fee set
+    feeRecipient: str | None = None
 
-    _a = field_validator("account", "contract", "token")(classmethod(lambda cls, v: _address_or_none(v)))
+    _a = field_validator("account", "contract", "token", "feeRecipient")(classmethod(lambda cls, v: _address_or_none(v)))
     _u = field_validator("price", "quantity", "amount")(classmethod(lambda cls, v: _uint256_or_none(v)))
 
     @field_validator("txHash")
