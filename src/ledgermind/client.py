@@ -405,12 +405,7 @@ class Client:
         The anchor is checked on the chain at ``rpc_url`` if given; otherwise it is taken from the bundle
         and the report says so."""
         bp = Path(bundle_path).expanduser()
-        if not bp.is_file():
-            raise NotFoundError(f"no such bundle file: {bp}")
-        try:
-            bundle = json.loads(bp.read_bytes())
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise InvalidInputError(f"bundle {bp} is not JSON: {e}") from e
+        bundle = _read_json(bp, "bundle")
         fp = fingerprint(Path(path).expanduser(), progress=progress) if path is not None else None
         check = None
         if rpc_url is not None:
@@ -842,13 +837,19 @@ class Client:
         finally:
             payer.book.close()
 
-    def verify_receipt(self, receipt: Any, *, model: str | None = None, log_key: str | None = None,
-                       inputs: Any = None, outputs: Any = None) -> VerifyReport:
-        """Verify an inference receipt: a receipt bundle (``GET /v1/receipts/{n}`` of its provider; offline,
-        against ``log_key`` if given) or a log index of this home's log (as the provider). ``model`` is the
-        model it must name (any reference to a model registered here, or its digest)."""
+    def verify_receipt(self, receipt: int | dict[str, Any] | str | os.PathLike[str], *, model: str | None = None,
+                       log_key: str | None = None, inputs: Any = None, outputs: Any = None) -> VerifyReport:
+        """Verify an inference receipt: a receipt bundle (``GET /v1/receipts/{n}`` of its provider, as a dict or
+        a file; checked offline, against ``log_key`` if given) or a log index of this home's log (as the
+        provider). ``model`` is the model it must name (any reference to a model registered here, or its
+        digest). Raises NotFoundError / InvalidInputError for a missing or malformed bundle file."""
         from ledgermind.inference.receipts import verify_receipt
 
+        if isinstance(receipt, (str, os.PathLike)):
+            path = Path(receipt).expanduser()
+            receipt = _read_json(path, "receipt bundle")
+            if not isinstance(receipt, dict) or "dsseEnvelope" not in receipt:
+                raise InvalidInputError(f"{path} is not a receipt bundle (no dsseEnvelope)")
         source = self if isinstance(receipt, int) else None  # a bundle carries its provider's log proof
         if model is not None and source is None:
             model, _ = self._asset_ref(model)
@@ -889,6 +890,16 @@ class Client:
                 "hashes": [h.hex() for h in proof.hashes],
             },
         }
+
+
+def _read_json(path: Path, what: str) -> Any:
+    """The JSON in the file at ``path``. Raises NotFoundError (no such file), InvalidInputError (not JSON)."""
+    if not path.is_file():
+        raise NotFoundError(f"no such {what} file: {path}")
+    try:
+        return json.loads(path.read_bytes())
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise InvalidInputError(f"{what} {path} is not JSON: {e}") from None
 
 
 __all__ = ["Client", "StorageError"]

@@ -205,19 +205,7 @@ def receipt_verify(
 ) -> None:
     """Check a receipt: the provider's signature, its inclusion in its log, the model it names (exit 0 if all pass)."""
     client = client_of(ctx)
-    if target.isdigit():
-        report = client.verify_receipt(int(target), model=model)
-    else:
-        p = Path(target).expanduser()
-        if not p.is_file():
-            raise NotFoundError(f"no such receipt bundle: {p}")
-        try:
-            bundle = json.loads(p.read_bytes())
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise InvalidInputError(f"receipt bundle {p} is not JSON: {e}") from None
-        if not isinstance(bundle, dict) or "dsseEnvelope" not in bundle:
-            raise InvalidInputError(f"{p} is not a receipt bundle (no dsseEnvelope)")
-        report = client.verify_receipt(bundle, model=model, log_key=log_key)
+    report = client.verify_receipt(int(target) if target.isdigit() else target, model=model, log_key=log_key)
     data = report.to_json()
     emit_json(data) if as_json else print_report(data)
     if not report.ok:
