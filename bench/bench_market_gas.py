@@ -12,9 +12,10 @@ transactions on two chains (the same helpers as ``bench_gas.py``):
    names a binary, ``--no-anvil`` skips it.
 
 Paid requests: a client (an eth_account LocalAccount, as in ``ledgermind.inference``) opens a channel to a
-provider holding 10,000 x the price of a request, signs one cumulative voucher per request with
-``ledgermind.market.eip712.Voucher.sign``, and the provider redeems only the last one: ONE ``settle``
-transaction for all 10,000 requests, then ``withdraw``. Beside it, what paying each request on chain costs:
+provider holding 10,000 x the price of a request; vouchers are cumulative (request i is paid by a voucher for
+i x price), so the provider redeems only the last one, signed with ``ledgermind.market.eip712.Voucher.sign``:
+ONE ``settle`` transaction for all 10,000 requests, then ``withdraw`` (the earlier vouchers never reach the
+chain, so only the last is signed here). Beside it, what paying each request on chain costs:
 10,000 native-coin transfers and 10,000 PaymentToken (ERC-20) transfers from the client to the provider, every
 one sent and its receipt read. The channel's whole life (open + settle + withdraw) is compared with them per
 request. A settle costs the same for 1 request or 10,000 (calldata differs by a few zero bytes): both are
@@ -58,6 +59,7 @@ PRICE = 10**12  # wei (or PaymentToken units) per request
 TARGET_RATIO = 0.01  # channel life for N requests / N native transfers
 GAS = 3_000_000  # explicit limit on every transaction: estimation is not what is measured
 DEPLOY_GAS = 8_000_000
+TRANSFER_CHUNK = 1_000  # anvil: on-chain payments sent, then mined, per chunk (see Bench.transfers)
 CONTRACTS = ("PaymentChannels", "ProviderRegistry", "PaymentToken", "AccessToken", "AccessTokenFactory", "Marketplace")
 
 
@@ -113,9 +115,42 @@ class Bench:
             self.w3.provider.make_request("evm_mine", [])
 
     def transfers(self, n: int, make_tx: Any) -> list[int]:
-        """Send ``n`` transactions (``make_tx(i)`` -> a dict for eth_sendTransaction), then read every receipt."""
-        hashes = [self.w3.eth.send_transaction(make_tx(i)) for i in range(n)]
-        return [self.wait(h).gasUsed for h in hashes]
+        """Send ``n`` transactions (``make_tx(i)`` -> a dict for eth_sendTransaction) and read every receipt.
+
+        py-evm: each receipt is read right after its transaction. eth-tester finds a receipt by scanning blocks
+        backwards from the head (one block per transaction here), so reading 10,000 receipts after sending them
+        all is quadratic (a run at 10,000 did not get through them in 9 minutes).
+
+        anvil: automine falls behind and then stalls under thousands of back-to-back sends (the pool keeps
+        thousands of valid pending transactions and no block comes until ``evm_mine``), so automine is turned
+        off and each chunk of ``TRANSFER_CHUNK`` transactions is sent (raw ``eth_sendTransaction`` with the nonce
+        and fees set: web3's fill-in round trips made sending 5x slower) and then mined with ``evm_mine`` until
+        the pool is empty. How transactions are packed into blocks does not change their gas (warm accounts and
+        slots, and the original values SSTORE is priced against, are per transaction)."""
+        if self.name == "py-evm":
+            return [self.wait(self.w3.eth.send_transaction(make_tx(i))).gasUsed for i in range(n)]
+        rpc = self.w3.provider.make_request
+        gas: list[int] = []
+        rpc("evm_setAutomine", [False])
+        try:
+            for start in range(0, n, TRANSFER_CHUNK):
+                stop = min(n, start + TRANSFER_CHUNK)
+                base_fee = int(self.w3.eth.get_block("latest").get("baseFeePerGas", 10**9))
+                nonce = self.w3.eth.get_transaction_count(make_tx(start)["from"], "pending")
+                hashes = []
+                for i in range(start, stop):
+                    tx = {**make_tx(i), "nonce": nonce + i - start, "maxFeePerGas": 4 * base_fee + 10**9,
+                          "maxPriorityFeePerGas": 10**9}
+                    answer = rpc("eth_sendTransaction", [{k: hex(v) if isinstance(v, int) else v for k, v in tx.items()}])
+                    if "error" in answer:
+                        raise RuntimeError(f"{self.name}: transaction {i} refused: {answer['error']}")
+                    hashes.append(answer["result"])
+                while int(rpc("txpool_status", [])["result"]["pending"], 16):
+                    rpc("evm_mine", [])
+                gas += [self.wait(h).gasUsed for h in hashes]
+        finally:
+            rpc("evm_setAutomine", [True])
+        return gas
 
 
 def measure(chain: Any, requests: int) -> dict[str, Any]:
@@ -140,7 +175,7 @@ def measure(chain: Any, requests: int) -> dict[str, Any]:
 
     def settle(cid: bytes, amount: int) -> int:
         voucher = None
-        for i in range(1, amount // PRICE + 1):  # the client signs one cumulative voucher per request
+        for i in range(1, amount // PRICE + 1):  # one cumulative voucher per request; only the last is redeemed
             voucher = Voucher(cid, i * PRICE)
         assert voucher is not None and voucher.amount == amount
         signed = voucher.sign(b.client, b.chain_id, channels.address)
