@@ -60,16 +60,24 @@ Progress = Callable[[int, int], None]
 
 def log_signer(key_path: Path) -> NoteSigner:
     """The log's Ed25519 signer, created on first use (key file mode 0600). Its name is the log origin."""
-    if key_path.exists():
-        pem = key_path.read_bytes()
-        probe = NoteSigner.from_pem("probe", pem)
-    else:
-        probe = NoteSigner.generate("probe")
+    if not key_path.exists():
+        # written whole to a private temp file, then linked into place: concurrent first uses (several
+        # processes on a new home) agree on one key, and nobody reads a half-written one
         key_path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        tmp = key_path.with_name(f".{key_path.name}.{os.getpid()}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "wb") as f:
-            f.write(probe.private_pem())
-        pem = probe.private_pem()
+            f.write(NoteSigner.generate("probe").private_pem())
+            f.flush()
+            os.fsync(f.fileno())
+        try:
+            os.link(tmp, key_path)
+        except FileExistsError:
+            pass  # another process won: use its key
+        finally:
+            tmp.unlink()
+    pem = key_path.read_bytes()
+    probe = NoteSigner.from_pem("probe", pem)
     origin = "ledgermind.local/" + hashlib.sha256(probe.public_key).hexdigest()[:16]
     return NoteSigner.from_pem(origin, pem)
 
