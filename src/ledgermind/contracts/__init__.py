@@ -29,6 +29,7 @@ CONTRACTS: tuple[str, ...] = (
     "AccessToken",
     "AccessTokenFactory",
     "Marketplace",
+    "Federation",
 )
 
 #: Contracts deployed as ERC-5202 blueprints (their artifact also has ``blueprintBytecode``): AccessToken, which
