@@ -16,7 +16,7 @@ import typer
 from rich.markup import escape
 
 from ledgermind import __version__
-from ledgermind.cli.common import JsonOpt, after_write, client_of, note_dev_account
+from ledgermind.cli.common import JsonOpt, after_write, client_of
 from ledgermind.cli.market import balance, market_app
 from ledgermind.cli.serving import channel_app, download, infer, providers, receipt_app, serve, settle
 from ledgermind.cli.output import emit_json, err, hashing_progress, lineage_tree, out, print_report

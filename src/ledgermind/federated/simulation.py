@@ -23,7 +23,6 @@ Everything is seeded: the same arguments give the same history, digests included
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -32,12 +31,13 @@ import numpy as np
 
 from ledgermind.errors import InvalidInputError
 from ledgermind.federated import attacks as atk
-from ledgermind.federated.aggregation import AggregationResult, make_aggregator
-from ledgermind.federated.anomaly import AnomalyPolicy, CumulativeEvidence, score_updates
-from ledgermind.federated.contribution import reward_shares, round_contributions
+from ledgermind.federated.aggregation import AggregationResult
+from ledgermind.federated.anomaly import AnomalyPolicy
+from ledgermind.federated.contribution import reward_shares
 from ledgermind.federated.data import FederatedData, make_federated_data
-from ledgermind.federated.trainers import LogisticRegressionTrainer, Trainer, apply_update, local_update
-from ledgermind.federated.updates import EncodingError, InvalidUpdateError, digest, shapes_of, validate_update
+from ledgermind.federated.server import RoundServer
+from ledgermind.federated.trainers import LogisticRegressionTrainer, Trainer, local_update
+from ledgermind.federated.updates import EncodingError, digest
 
 NDArrays = list[np.ndarray]
 
@@ -172,25 +172,17 @@ def run_federation(
         raise InvalidInputError(f"quorum must be between 1 and {parties}, got {quorum}")
     if not 0 <= dropout < 1:
         raise InvalidInputError(f"dropout must be in [0, 1), got {dropout}")
-    if isinstance(aggregator, str):
-        name = aggregator
-        aggregate = make_aggregator(aggregator, **dict(aggregator_options or {}))
-    else:
-        name = getattr(aggregator, "__name__", "custom")
-        aggregate = aggregator
-    # pass the parties' records to rules that can use them (ours); the others judge one round at a time
-    accepted = inspect.signature(aggregate).parameters
-    takes_evidence = "evidence" in accepted
-    # one policy for the flags we report and the rule's own exclusions, unless the caller chose the rule's policy
-    takes_policy = "policy" in accepted and "policy" not in dict(aggregator_options or {})
     fit = {"epochs": local_epochs, "lr": lr, "batch_size": batch_size}
+    server = RoundServer(
+        trainer, data.validation, aggregator=aggregator, aggregator_options=aggregator_options, policy=policy,
+        quorum=quorum, contributions=contributions, contribution_metric=contribution_metric,
+        max_evaluations=max_evaluations, max_norm=max_norm, max_bytes=max_bytes, fit=fit,
+        seed_of=lambda r, purpose: _seed(seed, r, parties, purpose),
+    )
 
     params = trainer.init_params(data.n_features, data.n_classes, _seed(seed, 0, 0, 0))
-    shapes = shapes_of(params)
     initial_accuracy = trainer.score(params, data.test.X, data.test.y)
     counts = data.num_samples()
-    totals = np.zeros(parties)
-    evidence = CumulativeEvidence()
     history: list[RoundResult] = []
     availability = np.random.default_rng(_seed(seed, 1, 0, 0))
 
@@ -203,7 +195,6 @@ def run_federation(
 
         digests: dict[int, str | None] = {}
         rejected: dict[int, str] = {}
-        valid: dict[int, NDArrays] = {}
         for p in present:
             try:
                 digests[p] = digest(sent[p])
@@ -212,59 +203,19 @@ def run_federation(
             verdict = _call(hooks, "on_update", r, p, digests[p])
             if isinstance(verdict, str):
                 rejected[p] = verdict
-                continue
-            try:
-                valid[p] = validate_update(sent[p], shapes, max_norm=max_norm, max_bytes=max_bytes)
-            except InvalidUpdateError as exc:
-                rejected[p] = exc.reason
-
-        ids = sorted(valid)
-        if len(ids) < quorum:
-            result = RoundResult(
-                r, trainer.score(params, data.test.X, data.test.y), model_digest, digests, rejected, missing,
-                {}, {}, {}, {}, skipped=f"{len(ids)} valid updates < quorum {quorum}",
-            )
-            history.append(result)
-            _call(hooks, "on_round_end", result)
-            continue
-
-        updates = [valid[p] for p in ids]
-        # computed every round, whatever the rule: anomaly flags and payouts depend on it, and it is one small fit
-        reference = local_update(trainer, params, data.validation.X, data.validation.y, **fit,
-                                 seed=_seed(seed, r, parties, 2))
-        records = [evidence.before(p) for p in ids]
-        reports = score_updates(updates, reference, policy, records)
-        flags = {ids[k]: rep.reason for k, rep in enumerate(reports) if rep.flagged}
-        extra: dict[str, Any] = {"evidence": records} if takes_evidence else {}
-        if takes_policy:
-            extra["policy"] = policy
-        agg = aggregate(updates, num_samples=[counts[p] for p in ids], reference=reference, **extra)
-        new_params = apply_update(params, agg.update)
-
-        scores: dict[int, float] = {}
-        if contributions is not None:
-            values = round_contributions(
-                trainer, params, updates, [counts[p] for p in ids], data.validation.X, data.validation.y,
-                flagged=[p in flags for p in ids], method=contributions, metric=contribution_metric,
-                max_evaluations=max_evaluations, seed=_seed(seed, r, parties, 3),
-            )
-            scores = {p: float(v) for p, v in zip(ids, values)}
-            for p, v in scores.items():
-                totals[p] += v
-        for k, p in enumerate(ids):
-            evidence.observe(p, updates[k], reference, reports[k])
-
-        params = new_params
+        done = server.step(r, params, sent, {p: counts[p] for p in present}, rejected)
+        params = done.params
         result = RoundResult(
-            r, trainer.score(params, data.test.X, data.test.y), digest(params), digests, rejected, missing, flags,
-            {p: float(w) for p, w in zip(ids, agg.weights)}, {ids[k]: why for k, why in agg.excluded.items()},
-            scores, details={"aggregator": agg.details, "anomaly": reports},
+            r, trainer.score(params, data.test.X, data.test.y), done.model_digest,
+            digests, done.rejected, missing, done.flags, done.weights, done.excluded, done.contributions,
+            skipped=done.skipped, details=done.details,
         )
         history.append(result)
         _call(hooks, "on_round_end", result)
 
-    verdicts = {p: evidence.verdict(p, policy) for p in range(parties)}
+    verdicts = {p: server.verdict(p) for p in range(parties)}
     flagged = np.array([verdicts[p] is not None for p in range(parties)])
+    totals = np.array([server.totals.get(p, 0.0) for p in range(parties)])
     return FederationHistory(
         rounds=history,
         params=params,
@@ -274,10 +225,10 @@ def run_federation(
         contribution_totals=totals,
         flagged=flagged,
         flag_reasons={p: why for p, why in verdicts.items() if why},
-        cumulative_cosine=[evidence.cosine(p) for p in range(parties)],
+        cumulative_cosine=[server.evidence.cosine(p) for p in range(parties)],
         attackers=attackers,
         config={
-            "dataset": data.name, "parties": parties, "rounds": rounds, "aggregator": name,
+            "dataset": data.name, "parties": parties, "rounds": rounds, "aggregator": server.aggregator_name,
             "aggregator_options": dict(aggregator_options or {}), "partition": data.partition, "alpha": data.alpha,
             "seed": seed, "trainer": type(trainer).__name__, "trainer_params": trainer.get_params(), **fit,
             "dropout": dropout, "quorum": quorum, "contributions": contributions,
