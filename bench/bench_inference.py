@@ -10,6 +10,11 @@ requests/s and latency percentiles. Rounds alternate paid and unpaid so both see
 After the last round the paid provider is stopped, its channel state is rebuilt from its log alone (as after a
 restart), every channel is settled on chain, and the contract's paid amounts must equal what the clients paid.
 
+Each round also reports CPU time per request: the provider's (all its threads, and the child process in which
+the paid provider recovers voucher signers) and the load generator's (which signs a voucher per paid request).
+On a shared 2-core machine the two processes compete for the same cores, so when the machine is busy the
+requests/s follow the total CPU per request rather than the provider's event loop alone.
+
 The load generator speaks HTTP/1.1 over asyncio streams directly: httpx costs ~1-2 ms of client CPU per request
 here (~140 requests/s with 64 concurrent AsyncClient requests on this machine), which would measure the client,
 not the provider. One short httpx round is run for reference.
@@ -27,6 +32,7 @@ import json
 import os
 import platform
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -102,14 +108,15 @@ async def _load(url: str, model: str, clients: int, requests: int, spec: dict[st
             elif k == per_client - 1:
                 answers.append((n, answer))  # the last answer of each client is checked after the clock stops
 
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     await asyncio.gather(*(run(i) for i in range(clients)))
-    elapsed = time.perf_counter() - start
+    elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
     for c in conns:
         c.close()
     latencies.sort()
     return {
         "requests": len(latencies), "errors": len(errors), "firstErrors": errors[:3], "seconds": elapsed,
+        "client_cpu_us": 1e6 * cpu / max(1, len(latencies)),
         "rps": len(latencies) / elapsed, "p50_ms": 1e3 * latencies[len(latencies) // 2],
         "p99_ms": 1e3 * latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))],
         "issued": [c.issued for c in channels], "checked": _check(answers, bodies, model, spec),
@@ -226,6 +233,7 @@ def run(args: argparse.Namespace) -> None:
     from ledgermind.inference.channels import PaymentChannels, ProviderChannels
     from ledgermind.inference.receipts import provider_receipts
 
+    load_before = os.getloadavg()  # how busy the shared machine was: context for the numbers
     tmp = Path(tempfile.mkdtemp(prefix="bench-inference-"))
     X, y = load_breast_cancer(return_X_y=True)
     model_file = tmp / "breast_cancer_lr.joblib"
@@ -272,8 +280,13 @@ def run(args: argparse.Namespace) -> None:
                                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                     time.sleep(1.0)
                 spec_path.write_text(json.dumps(spec))
+                proc = paid_proc if mode == "paid" else free_proc
+                cpu = _cpu_seconds(proc.pid)
                 out = _loadgen(paid_url if mode == "paid" else free_url, digest, args.clients, args.requests,
                                spec_path if mode == "paid" else None)
+                # the provider's CPU per request (all its threads and child processes; includes the load
+                # generator's start-up and connection set-up, the same in both modes)
+                out["provider_cpu_us"] = 1e6 * (_cpu_seconds(proc.pid) - cpu) / max(1, out["requests"])
                 if spy is not None:
                     spy.send_signal(signal.SIGINT)
                     spy.wait()
@@ -281,7 +294,8 @@ def run(args: argparse.Namespace) -> None:
                     _advance(spec, out["issued"])
                 rounds.append({"round": r, "mode": mode, **{k: v for k, v in out.items() if k != "issued"}})
                 print(f"round {r} {mode:6s} {out['rps']:8.0f} req/s  p50 {out['p50_ms']:6.1f} ms  p99 "
-                      f"{out['p99_ms']:6.1f} ms  errors {out['errors']}", flush=True)
+                      f"{out['p99_ms']:6.1f} ms  CPU/request: provider {out['provider_cpu_us']:4.0f} us, client "
+                      f"{out['client_cpu_us']:4.0f} us  errors {out['errors']}", flush=True)
         reference = (_loadgen(free_url, digest, args.clients, args.httpx_requests, None, httpx=True)
                      if args.httpx_requests else None)
     finally:
@@ -305,6 +319,13 @@ def run(args: argparse.Namespace) -> None:
         vals = [r[key] for r in rounds if r["mode"] == mode]
         return max(vals) if key == "rps" else min(vals)
 
+    def median(mode: str, key: str) -> float:
+        return statistics.median(r[key] for r in rounds if r["mode"] == mode)
+
+    # each round's paid and unpaid runs are back to back: their ratio is the least noisy view of the overhead
+    per_round = [1 - p["rps"] / u["rps"] for p, u in zip([r for r in rounds if r["mode"] == "paid"],
+                                                         [r for r in rounds if r["mode"] == "unpaid"])]
+
     paid_rps, free_rps = best("paid", "rps"), best("unpaid", "rps")
     overhead = 1 - paid_rps / free_rps
     result = {
@@ -314,11 +335,16 @@ def run(args: argparse.Namespace) -> None:
                        "model": "sklearn LogisticRegression(max_iter=10000), breast_cancer (30 features)",
                        "server": "one uvicorn process (h11), one asyncio loop", "load_generator":
                        "separate process, asyncio HTTP/1.1 keep-alive, one connection per client"},
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "sklearn": sklearn.__version__},
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "sklearn": sklearn.__version__,
+                    "load_average_1_5_15_min": {"before": load_before, "after": os.getloadavg()}},
         "rounds": rounds,
         "summary": {"paid_rps": paid_rps, "unpaid_rps": free_rps, "payment_overhead": overhead,
                     "paid_p50_ms": best("paid", "p50_ms"), "paid_p99_ms": best("paid", "p99_ms"),
                     "unpaid_p50_ms": best("unpaid", "p50_ms"), "unpaid_p99_ms": best("unpaid", "p99_ms"),
+                    "payment_overhead_per_round": per_round,
+                    "cpu_us_per_request_median": {m: {"provider": median(m, "provider_cpu_us"),
+                                                      "client": median(m, "client_cpu_us")}
+                                                  for m in ("paid", "unpaid")},
                     "targets": {"payment_overhead_max": 0.10, "paid_rps_min": 1000},
                     "met": {"overhead": overhead <= 0.10, "paid_rps": paid_rps >= 1000}},
         "settlement": {"channels_settled": len(settled), "receipts_rebuilt": restored, "rebuild_seconds": rebuild_s,
@@ -333,6 +359,19 @@ def run(args: argparse.Namespace) -> None:
         result["profile_notes"] = old["profile_notes"]
     RESULTS.write_text(json.dumps(result, indent=2) + "\n")
     _table(result)
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time so far of process ``pid``, all its threads and its live child processes (the
+    provider recovers voucher signers in one). Linux /proc; elsewhere NaN."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        children = [int(c) for t in Path(f"/proc/{pid}/task").iterdir()
+                    for c in (t / "children").read_text().split()]
+    except (OSError, ValueError):
+        return float("nan")
+    own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime (fields 14, 15)
+    return own + sum(_cpu_seconds(c) for c in children)
 
 
 def _py_spy() -> str:
@@ -362,6 +401,10 @@ def _table(result: dict[str, Any]) -> None:
     st = result["settlement"]
     print(f"\npayment overhead {100 * s['payment_overhead']:.1f}% (target <= 10%: {'met' if s['met']['overhead'] else 'MISSED'}); "
           f"paid {s['paid_rps']:,.0f} req/s (target >= 1,000: {'met' if s['met']['paid_rps'] else 'MISSED'})")
+    cpu = s["cpu_us_per_request_median"]
+    print(f"per round: {', '.join(f'{100 * o:.1f}%' for o in s['payment_overhead_per_round'])}; CPU per request "
+          f"(median): provider {cpu['paid']['provider']:.0f} us paid, {cpu['unpaid']['provider']:.0f} us unpaid; "
+          f"load generator {cpu['paid']['client']:.0f} us paid, {cpu['unpaid']['client']:.0f} us unpaid")
     print(f"settlement from the rebuilt log: {st['channels_settled']} channels, paid on chain {st['paid_on_chain_total']:,} "
           f"== clients paid {st['clients_paid_total']:,}; {st['receipts_rebuilt']:,} receipts rebuilt in "
           f"{st['rebuild_seconds']:.2f} s")

@@ -233,6 +233,13 @@ def test_bad_payments_are_refused_and_no_money_moves(world):
     refused(post("{not json"), 400, "not JSON")
     refused(post('{"channelId": "0x12", "amount": "5", "signature": "0x00"}'), 400, "malformed voucher")
     refused(post(signed(30, account=Account.create())), 401, "not by the channel")
+    good = Voucher(chan.channel_id, 30).sign(p.account, world.chain.chain_id, world.channels.address)
+    nobody = Voucher(chan.channel_id, 30, bytes(64) + b"\x1b")  # r = s = 0: recovers no key
+    refused(post(orjson.dumps(nobody.to_json()).decode()), 401, "bad voucher signature")
+    high_s = (0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+              - int.from_bytes(good.signature[32:64], "big")).to_bytes(32, "big")
+    malleated = Voucher(chan.channel_id, 30, good.signature[:32] + high_s + bytes([55 - good.signature[64]]))
+    refused(post(orjson.dumps(malleated.to_json()).decode()), 401, "malleable")
     refused(post(chan.header(v20)), 409, "replayed voucher")
     refused(post(signed(15)), 402, "does not cover the requests served: served 20, voucher 15")
     refused(post(signed(1000)), 402, "above the channel")

@@ -48,6 +48,12 @@ _ACCESS_REF = re.compile(r"access:eip155:([0-9]{1,20}):(0x[0-9a-fA-F]{40})/(0x[0
 
 
 # ---------------------------------------------------------------------- payment references
+def voucher_field(chain_id: int, contract: str, channel_id: bytes, amount: int, signature: bytes) -> str:
+    """The ``channel`` field of a receipt paid by a voucher: ``VoucherRef(...).to_field()`` without building one
+    (the provider writes one per paid request)."""
+    return f"eip155:{chain_id}:{contract}/0x{channel_id.hex()}?voucher={amount}&sig=0x{signature.hex()}"
+
+
 @dataclass(frozen=True)
 class VoucherRef:
     """The voucher that paid for a request, as a receipt's ``channel`` field records it."""
@@ -59,8 +65,7 @@ class VoucherRef:
     signature: bytes
 
     def to_field(self) -> str:
-        return (f"eip155:{self.chain_id}:{self.contract}/0x{self.channel_id.hex()}"
-                f"?voucher={self.amount}&sig=0x{self.signature.hex()}")
+        return voucher_field(self.chain_id, self.contract, self.channel_id, self.amount, self.signature)
 
     @classmethod
     def parse(cls, text: str | None) -> VoucherRef | None:

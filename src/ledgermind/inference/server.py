@@ -12,8 +12,9 @@ a 5xx; 503 means the provider could not record or check something and nothing wa
     GET  /v1/receipts/{index}             a receipt with its inclusion proof and checkpoint (verify offline)
 
 One process, one asyncio loop: payment checks, receipt signing and predictions run on the loop (they take tens
-of microseconds each and batch well), chain reads and settlement transactions in worker threads, and the log's
-commits in its writer thread. While the server runs it settles every channel about to expire.
+of microseconds each and batch well), except the recovery of voucher signers, which a child process does
+(``recovery``), chain reads and settlement transactions in worker threads, and the log's commits in its writer
+thread. While the server runs it settles every channel about to expire.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from ledgermind.inference import recovery
 from ledgermind.inference.errors import RequestRefused
 from ledgermind.inference.service import ACCESS_HEADER, MAX_BODY_BYTES, VOUCHER_HEADER, InferenceService
 
@@ -146,6 +148,8 @@ def create_app(service: InferenceService, *, settle_interval: float = 30.0) -> P
         task = None
         if settle_interval > 0 and service.channels is not None and service.account is not None:
             task = asyncio.create_task(_settle_forever(service, settle_interval))
+        if service.channels is not None:
+            recovery.for_loop().start()  # the process that checks vouchers: ready before the first one
         try:
             yield
         finally:
@@ -153,6 +157,7 @@ def create_app(service: InferenceService, *, settle_interval: float = 30.0) -> P
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            recovery.close_loop()
 
     app = ProviderApp(title="ledgermind inference provider", version="1", lifespan=lifespan, docs_url=None,
                       redoc_url=None, openapi_url="/openapi.json")

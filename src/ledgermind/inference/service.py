@@ -47,7 +47,8 @@ ACCESS_HEADER = "X-Ledgermind-Access"
 INFER_ACTION = "infer"
 MAX_BODY_BYTES = 1 << 20
 MAX_HEADER_CHARS = 4096
-_VOUCHER_FIELDS = {"channelId", "amount", "signature", "chainId", "contract"}
+_VOUCHER_REQUIRED = frozenset({"channelId", "amount", "signature"})
+_VOUCHER_FIELDS = _VOUCHER_REQUIRED | {"chainId", "contract"}
 _HEX64 = re.compile(r"(?:sha256:|0x)?([0-9a-f]{64})")
 
 
@@ -83,19 +84,23 @@ def parse_voucher_header(value: str, chain_id: int, contract: str) -> Voucher:
         obj = orjson.loads(value)
     except orjson.JSONDecodeError:
         raise RequestRefused(400, f"{VOUCHER_HEADER} header is not JSON") from None
-    if not isinstance(obj, dict) or not {"channelId", "amount", "signature"} <= set(obj) <= _VOUCHER_FIELDS:
+    if type(obj) is not dict or not _VOUCHER_REQUIRED <= obj.keys() <= _VOUCHER_FIELDS:
         raise RequestRefused(400, f"{VOUCHER_HEADER} must be a JSON object with channelId, amount, signature "
                                   f"(and optionally chainId, contract)")
-    if "chainId" in obj:
+    # the first comparisons settle what clients send (this chain id as a number, the contract as the terms
+    # spell it); only other spellings are normalised
+    claimed = obj.get("chainId", chain_id)
+    if claimed != chain_id:
         try:
-            claimed = int(obj["chainId"])
+            claimed = int(claimed)
         except (TypeError, ValueError):
             raise RequestRefused(400, f"{VOUCHER_HEADER} chainId must be an integer") from None
         if claimed != chain_id:
             raise RequestRefused(400, f"voucher is for chain {claimed}; this provider is paid on chain {chain_id}")
-    if "contract" in obj and str(obj["contract"]).lower() != contract.lower():
-        raise RequestRefused(400, f"voucher is for PaymentChannels {obj['contract']}; this provider uses {contract}")
-    if isinstance(obj["amount"], bool) or not isinstance(obj["amount"], (int, str)):
+    named = obj.get("contract", contract)
+    if named != contract and str(named).lower() != contract.lower():
+        raise RequestRefused(400, f"voucher is for PaymentChannels {named}; this provider uses {contract}")
+    if type(obj["amount"]) not in (int, str):  # not a bool, a float or anything else
         raise RequestRefused(400, "voucher amount must be a decimal integer")
     try:
         voucher = Voucher.from_json(obj)
@@ -343,7 +348,7 @@ class InferenceService:
         if offer.price > 0:
             if voucher is not None:
                 ticket = await self._pay(voucher, price)
-                channel = ticket.ref.to_field()
+                channel = ticket.channel
             elif access is not None:
                 channel = (await self._access(access, model.digest)).to_field()
                 price = 0  # holders paid for the token or licence
