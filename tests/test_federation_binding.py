@@ -1,7 +1,8 @@
 """The Federation binding (``ledgermind.federated.onchain``) on the real embedded chain: the committed artifact
 deployed with ``chain.deploy``, signed transactions with explicit gas limits, the PaymentToken approved before
-every pull. One short scenario: a task, three participants, one round committed, revealed and finalized with a
-slash, and every balance checked after the withdrawals; plus the contract's reasons coming back as ChainError.
+every pull. One short scenario: a task, three participants, one round committed, revealed (as soon as all three
+committed, long before the commit deadline) and finalized with a slash, and every balance checked after the
+withdrawals; plus the contract's reasons coming back as ChainError.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from ledgermind.federated.onchain import FederationContract, commitment
 START = 1_000_000
 POOL = 30_000  # one round: all of it is this round's reward
 STAKE = 500
+DAY = 86_400  # the commit window: the round never gets near its commit deadline
 
 
 def digest(name: str) -> bytes:
@@ -31,16 +33,6 @@ def chain(tmp_path):
     chain = Chain.connect(tmp_path / "chain")  # no node running for this home: the embedded chain, in-process
     yield chain
     chain.close()
-
-
-def travel_to(chain: Chain, timestamp: int) -> None:
-    """Mine an empty block at ``timestamp``: the chain's clock has reached it, and every later transaction runs
-    after it (eth-tester's ``time_travel(t)`` mines its block at ``t - 1``). Reaching it with a block of its
-    own, not only with the next transaction's, also lets a revert's reason, which Chain finds by replaying the
-    transaction on the block before it, see the same time as the transaction did."""
-    with chain.embedded.lock:
-        chain.embedded.tester.time_travel(timestamp + 1)
-    assert int(chain.w3.eth.get_block("latest")["timestamp"]) == timestamp
 
 
 def test_a_round_with_a_slash_on_the_embedded_chain(chain):
@@ -60,7 +52,7 @@ def test_a_round_with_a_slash_on_the_embedded_chain(chain):
 
     task = fed.create_task(coordinator, token.address, model_digest=digest("arch"), initial_weights=digest("w0"),
                            dataset_digest=digest("validation"), rounds=1, reward_pool=POOL, min_stake=STAKE,
-                           commit_window=300, reveal_window=300, max_participants=3, quorum=2)
+                           commit_window=DAY, reveal_window=300, max_participants=3, quorum=2)
     assert (task.task_id, task.status, task.pool, task.round_reward, task.coordinator) == (
         1, "open", POOL, POOL, coordinator.address)
     for who in (alice, bob, carol):
@@ -73,6 +65,9 @@ def test_a_round_with_a_slash_on_the_embedded_chain(chain):
     assert (r, info.status, info.global_digest) == (1, "open", digest("w0"))
     updates = {who.address: (digest(f"update {who.address}"), digest(f"salt {who.address}")) for who in (alice, bob, carol)}
     for who in (alice, bob, carol):
+        if who is carol:  # carol has not committed yet: revealing would let her copy alice's update
+            with pytest.raises(ChainError, match="commit window still open"):
+                fed.reveal(alice, task.task_id, r, *updates[alice.address])
         c = fed.commit(who, task.task_id, r, *updates[who.address])
         # the binding's commitment is the contract's, byte for byte
         assert c == commitment(task.task_id, r, who.address, *updates[who.address])
@@ -80,9 +75,8 @@ def test_a_round_with_a_slash_on_the_embedded_chain(chain):
                                                             *updates[who.address]).call())
         assert fed.submission(task.task_id, r, who.address).state == "committed"
 
-    with pytest.raises(ChainError, match="commit window still open"):
-        fed.reveal(alice, task.task_id, r, *updates[alice.address])
-    travel_to(chain, info.commit_deadline)
+    # every participant committed: nobody can commit any more, so the commit phase is over before its deadline
+    assert fed.round_info(task.task_id, r).commits == 3 and fed.now() < info.commit_deadline
     with pytest.raises(ChainError, match="reveal does not match commitment"):
         fed.reveal(alice, task.task_id, r, updates[alice.address][0], digest("wrong salt"))
     for who in (alice, bob, carol):

@@ -1,8 +1,9 @@
 """The Federation contract from its users' side, on titanoboa's in-process EVM with the real contract and the
 project's PaymentToken (no mocks): three rounds with four participants and exact balances, every revert reason,
-commit-reveal against copied updates, slashing, rewards by score with the rounding dust kept, quorum and
-aborts, cancellation, abandonment of a stalled task, withdrawal by the owner of a balance only, and a
-malicious ERC-20 that re-enters the contract from its transfer hook.
+commit-reveal against copied updates, the commit phase ending early once every active participant committed
+(slashed ones not waited for), slashing, rewards by score with the rounding dust kept, quorum and aborts,
+cancellation, abandonment of a stalled task, withdrawal by the owner of a balance only, and a malicious ERC-20
+that re-enters the contract from its transfer hook.
 """
 
 from __future__ import annotations
@@ -348,6 +349,7 @@ def test_join_rules(w):
     with boa.reverts("task full"):
         fed.join(task_id, STAKE, sender=c)
     assert fed.task(task_id).staked == 6 * STAKE == w.token_held() - POOL
+    assert fed.active_participants(task_id) == 2  # refused joins, the coordinator's included, do not count
 
     # joining closes with the first round; a cancelled task cannot be joined either
     fed.start_round(task_id, digest("w0"), sender=w.coordinator)
@@ -462,6 +464,158 @@ def test_a_copied_commitment_cannot_be_revealed(w):
         w.finalize(task_id, r, {b: 5_000})
     w.finalize(task_id, r, {a: 10_000})
     assert fed.withdrawable(b, w.pay.address) == 0
+
+
+# ---------------------------------------------------------------------------- the commit phase ending early
+
+
+def test_reveal_opens_as_soon_as_every_active_participant_committed(w):
+    """Once every participant that may commit has committed, no commitment can come after a reveal: reveals need
+    not wait for the commit deadline. Until then, one that has not committed could copy a revealed update."""
+    fed, (a, b, c, _) = w.fed, w.people
+    task_id = w.joined(3, quorum=1)
+    assert fed.active_participants(task_id) == 3  # the coordinator cannot join: it is never waited for
+    r = fed.start_round(task_id, digest("g"), sender=w.coordinator)
+    commit_deadline, reveal_deadline = w.round(task_id, r).commit_deadline, w.round(task_id, r).reveal_deadline
+    w.commit(task_id, r, a)
+    w.commit(task_id, r, b)
+    for p in (a, b, c):  # c is active and has not committed: the commit window is still open
+        with boa.reverts("commit window still open"):
+            w.reveal(task_id, r, p)
+    travel_to(commit_deadline - 1)
+    with boa.reverts("commit window still open"):
+        w.reveal(task_id, r, a)
+    w.commit(task_id, r, c)  # the last active participant, in the last second of the window
+    assert w.round(task_id, r).commits == fed.active_participants(task_id) == 3 and now() < commit_deadline
+
+    w.reveal(task_id, r, a)  # before the commit deadline
+    assert last_event(fed, "Revealed").update_digest == update_of(a, r)
+    # nobody can commit any more, so nobody can commit a copy of a's update
+    for p in (a, b, c):
+        with boa.reverts("already committed"):
+            fed.commit(task_id, r, commitment(task_id, r, p, update_of(a, r), salt_of(p, r)), sender=p)
+    for p in (w.outsider, w.coordinator):
+        with boa.reverts("not a participant"):
+            w.commit(task_id, r, p)
+    # the other reveal rules hold as before
+    with boa.reverts("already revealed"):
+        w.reveal(task_id, r, a)
+    with boa.reverts("reveal does not match commitment"):
+        fed.reveal(task_id, r, update_of(a, r), salt_of(a, r), sender=b)
+    with boa.reverts("nothing committed"):
+        w.reveal(task_id, r, w.outsider)
+    w.reveal(task_id, r, b)
+    rnd = w.round(task_id, r)
+    assert (rnd.commits, rnd.reveals, rnd.commit_deadline, rnd.reveal_deadline) == (
+        3, 2, commit_deadline, reveal_deadline)  # the deadlines stay: c may reveal until the reveal deadline
+    travel_to(reveal_deadline - 1)
+    w.reveal(task_id, r, c)
+    assert w.round(task_id, r).reveals == 3
+
+
+def test_a_round_closes_as_soon_as_every_active_participant_committed_and_revealed(w):
+    fed, (a, b, c, _) = w.fed, w.people
+    task_id = w.joined(3, quorum=3, rounds=2)
+    r1 = fed.start_round(task_id, digest("g1"), sender=w.coordinator)
+    commit_deadline = w.round(task_id, r1).commit_deadline
+    with boa.reverts("reveal window still open"):  # nobody committed yet
+        fed.abort_round(task_id, r1, sender=w.coordinator)
+    w.commit(task_id, r1, a)
+    w.commit(task_id, r1, b)
+    with boa.reverts("reveal window still open"):  # c, active, may still commit
+        w.finalize(task_id, r1, {})
+    w.commit(task_id, r1, c)
+    w.reveal(task_id, r1, a)
+    w.reveal(task_id, r1, b)
+    with boa.reverts("reveal window still open"):  # c may still reveal
+        w.finalize(task_id, r1, {a: 5_000, b: 5_000})
+    with boa.reverts("reveal window still open"):
+        fed.abort_round(task_id, r1, sender=w.coordinator)
+    w.reveal(task_id, r1, c)
+    with boa.reverts("quorum reached: finalize instead"):
+        fed.abort_round(task_id, r1, sender=w.coordinator)
+    w.finalize(task_id, r1, {a: 5_000, b: 5_000}, {c: digest("poisoned")})  # long before the commit deadline
+    assert now() < commit_deadline
+    assert (w.round(task_id, r1).status, fed.task(task_id).deadline) == (R_FINALIZED, now() + STALL)
+    assert fed.active_participants(task_id) == 2
+
+    # round 2: a and b are all the active participants left, fewer than the quorum: the round, which cannot
+    # reach it, is aborted as soon as both committed and revealed
+    r2 = fed.start_round(task_id, digest("g2"), sender=w.coordinator)
+    commit_deadline = w.round(task_id, r2).commit_deadline
+    w.commit(task_id, r2, a)
+    with boa.reverts("reveal window still open"):
+        fed.abort_round(task_id, r2, sender=w.coordinator)
+    w.commit(task_id, r2, b)
+    w.reveal(task_id, r2, a)
+    with boa.reverts("reveal window still open"):
+        fed.abort_round(task_id, r2, sender=w.coordinator)
+    w.reveal(task_id, r2, b)
+    with boa.reverts("below quorum"):
+        w.finalize(task_id, r2, {a: BPS})
+    fed.abort_round(task_id, r2, sender=w.coordinator)
+    assert now() < commit_deadline
+    assert (w.round(task_id, r2).status, fed.task(task_id).status) == (R_ABORTED, FINISHED)
+
+
+def test_a_slashed_participant_is_not_waited_for(w):
+    fed, (a, b, c, d) = w.fed, w.people
+    task_id = w.joined(4, quorum=1)
+    r1 = w.revealed_round(task_id, [a, b, c, d])
+    w.finalize(task_id, r1, {a: 5_000, b: 5_000}, {d: digest("label flipping")})
+    assert (fed.active_participants(task_id), fed.task(task_id).participants) == (3, 4)
+
+    # round 2: d cannot commit, and is not waited for; c is, until it commits
+    r2 = fed.start_round(task_id, digest("g2"), sender=w.coordinator)
+    commit_deadline = w.round(task_id, r2).commit_deadline
+    with boa.reverts("participant slashed"):
+        w.commit(task_id, r2, d)
+    w.commit(task_id, r2, a)
+    w.commit(task_id, r2, b)
+    with boa.reverts("commit window still open"):
+        w.reveal(task_id, r2, a)
+    with boa.reverts("reveal window still open"):
+        w.finalize(task_id, r2, {})
+    w.commit(task_id, r2, c)
+    for p in (a, b, c):
+        w.reveal(task_id, r2, p)
+    w.finalize(task_id, r2, {a: BPS}, {c: digest("backdoor")})
+    assert now() < commit_deadline
+    assert fed.active_participants(task_id) == 2
+
+    # round 3: slashed one and two rounds ago, neither c nor d is waited for
+    r3 = fed.start_round(task_id, digest("g3"), sender=w.coordinator)
+    commit_deadline = w.round(task_id, r3).commit_deadline
+    w.commit(task_id, r3, a)
+    with boa.reverts("commit window still open"):  # b has not committed
+        w.reveal(task_id, r3, a)
+    w.commit(task_id, r3, b)
+    w.reveal(task_id, r3, a)
+    w.reveal(task_id, r3, b)
+    w.finalize(task_id, r3, {a: 5_000, b: 5_000})
+    assert now() < commit_deadline
+    assert fed.task(task_id).status == FINISHED
+
+
+def test_a_round_with_no_active_participant_left_closes_at_once(w):
+    """Everyone slashed: nobody may commit, so the commit phase is over as the round starts, and with nothing to
+    reveal so is the reveal phase; the round, which cannot reach the quorum, can be aborted at once."""
+    fed, (a, b, *_) = w.fed, w.people
+    task_id = w.joined(2, quorum=1, rounds=2)
+    r1 = w.revealed_round(task_id, [a, b])
+    w.finalize(task_id, r1, {}, {a: digest("poisoned"), b: digest("poisoned too")})
+    assert fed.active_participants(task_id) == 0
+    r2 = fed.start_round(task_id, digest("g2"), sender=w.coordinator)
+    for p in (a, b):
+        with boa.reverts("participant slashed"):
+            w.commit(task_id, r2, p)
+        with boa.reverts("nothing committed"):
+            w.reveal(task_id, r2, p)
+    with boa.reverts("below quorum"):
+        w.finalize(task_id, r2, {})
+    fed.abort_round(task_id, r2, sender=w.coordinator)
+    assert now() < w.round(task_id, r2).commit_deadline
+    assert fed.task(task_id).status == FINISHED
 
 
 # ------------------------------------------------------------------------------------------------- finalize
@@ -639,6 +793,7 @@ def test_cancel_refunds_everyone_once(w):
     with boa.reverts("stake already returned"):
         fed.reclaim_stake(task_id, sender=a)
     assert fed.reclaim_stake(task_id, sender=b) == 2 * STAKE
+    assert fed.active_participants(task_id) == 2  # a returned stake still counts: no round runs any more
     assert fed.reclaim_pool(task_id, sender=w.coordinator) == POOL
     assert (last_event(fed, "PoolReclaimed").coordinator, last_event(fed, "PoolReclaimed").amount) == (
         w.coordinator, POOL)
@@ -718,7 +873,11 @@ def test_views(w):
         fed.participants(1)
     with boa.reverts("unknown task"):
         fed.round_info(1, 1)
+    with boa.reverts("unknown task"):
+        fed.active_participants(1)
+    assert fed.active_participants(w.create()) == 0
     task_id = w.joined(2, quorum=1)
+    assert fed.active_participants(task_id) == 2
     info = fed.task(task_id)
     assert (info.coordinator, info.token, info.model_digest, info.initial_weights, info.dataset_digest) == (
         w.coordinator, w.pay.address, digest("arch"), digest("w0"), digest("validation set"))

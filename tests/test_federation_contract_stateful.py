@@ -5,6 +5,9 @@ abandonments, stake and pool reclaims, withdrawals and the passing of time, by f
 of some tasks and participants of others, all paying in the PaymentToken.
 
 Every call either succeeds and changes what the model predicts, or reverts with the reason the model predicts.
+The commit phase of a round is over at its commit deadline, or as soon as every active participant (joined, not
+slashed) committed: from then on reveals are accepted, and a round whose commitments are all revealed can be
+closed (`Task.commits_over`).
 
 Invariants, after every step:
 - money is conserved: the contract's token balance is exactly, over all tasks, the remaining pools + the stakes
@@ -14,7 +17,8 @@ Invariants, after every step:
   example: what it started with, less what it paid in (pools, stakes), plus what it withdrew;
 - a participant's stake is held, slashed into its task's pool, or returned, each exactly once (the contract's
   `participant`, `pool` and `staked` agree with the model, and `StakeReturned` fires once per returned stake);
-- the rewards credited in a round never exceed reward_pool // rounds.
+- the rewards credited in a round never exceed reward_pool // rounds;
+- an open round's commitments never outnumber the task's active participants (`active_participants`).
 """
 
 from __future__ import annotations
@@ -92,6 +96,16 @@ class Task:
     @property
     def staked(self) -> int:
         return sum(stake for stake, state in self.members.values() if state == "active")
+
+    @property
+    def active(self) -> int:
+        """Participants joined and not slashed, as the contract counts them (a returned stake still counts)."""
+        return sum(1 for _, state in self.members.values() if state != "slashed")
+
+    def commits_over(self, r: Round) -> bool:
+        """The commit phase of ``r`` is over: its commit deadline passed, or every active participant committed
+        (nobody can commit any more)."""
+        return now() >= r.commit_deadline or len(r.commits) == self.active
 
     @property
     def current(self) -> Round | None:
@@ -201,6 +215,7 @@ class FederationMachine(RuleBasedStateMachine):
         assert (info.coordinator, info.status, info.round, info.pool, info.staked, info.deadline) == (
             ACTORS[t.coordinator], STATUS[t.status], t.round, t.pool, t.staked, t.deadline)
         assert info.participants == len(t.members) and info.round_reward == t.round_reward
+        assert self.fed.active_participants(t.id) == t.active
         for who, (stake, state) in t.members.items():
             assert self.fed.participant(t.id, ACTORS[who]) == (stake, MEMBER_STATE[state])
         if rounds:
@@ -254,8 +269,10 @@ class FederationMachine(RuleBasedStateMachine):
             return "round closed"
         if now() >= r.reveal_deadline:
             return None
-        if now() < r.commit_deadline or len(r.revealed) != len(r.commits):
+        if not t.commits_over(r) or len(r.revealed) != len(r.commits):
             return "reveal window still open"
+        if now() < r.commit_deadline:
+            event("closable before the commit deadline")
         return None
 
     def next_round(self, t: Task) -> None:
@@ -363,9 +380,10 @@ class FederationMachine(RuleBasedStateMachine):
             r.commits[who] = (update, salt)
 
     def to_reveal(self) -> list[Task]:
-        """Tasks in a reveal window with a commitment not revealed."""
+        """Tasks in a reveal phase (the commit phase over, the reveal deadline not passed) with a commitment not
+        revealed."""
         return [t for t in self.running() if t.current.status == "open"
-                and t.current.commit_deadline <= now() < t.current.reveal_deadline
+                and t.commits_over(t.current) and now() < t.current.reveal_deadline
                 and set(t.current.commits) - t.current.revealed]
 
     @rule(data=st.data(), then_wait=st.booleans())
@@ -398,7 +416,7 @@ class FederationMachine(RuleBasedStateMachine):
             reason = "task not running"
         elif r.status != "open":
             reason = "round closed"
-        elif now() < r.commit_deadline:
+        elif not t.commits_over(r):
             reason = "commit window still open"
         elif now() >= r.reveal_deadline:
             reason = "reveal window closed"
@@ -413,6 +431,8 @@ class FederationMachine(RuleBasedStateMachine):
         self.expect(reason, lambda: self.fed.reveal(t.id, t.round, update, salt, sender=ACTORS[who]), "reveal")
         if reason is None:
             r.revealed.add(who)
+            if now() < r.commit_deadline:
+                event("reveal before the commit deadline")
 
     @rule(data=st.data(), by_coordinator=st.booleans(),
           kind=st.sampled_from(["ok", "ok", "ok", "ok", "over", "non-revealer", "twice", "flag scored"]))
@@ -499,9 +519,10 @@ class FederationMachine(RuleBasedStateMachine):
     @rule(data=st.data(), wait=st.booleans())
     def a_round_is_played(self, data, wait) -> None:
         """A whole round in one step, so that tasks get through their rounds: the coordinator starts it if the
-        last one is closed; some commit (if the commit window is still open), the window ends, some reveal, the
-        reveal window ends (unless everyone revealed and ``wait`` is False), and the coordinator finalizes with
-        random scores and flags, or aborts below the quorum."""
+        last one is closed; some commit (if the commit window is still open), the commit window ends (unless every
+        active participant committed and ``wait`` is False), some reveal, the reveal window ends (unless everyone
+        revealed and ``wait`` is False), and the coordinator finalizes with random scores and flags, or aborts
+        below the quorum."""
         if not self.running():
             return
         t = data.draw(st.sampled_from(self.running()))
@@ -513,7 +534,7 @@ class FederationMachine(RuleBasedStateMachine):
             for who in ready:
                 if data.draw(MOSTLY):
                     self.commit_one(t, who, "ok")
-        if now() < r.commit_deadline:
+        if (wait or not t.commits_over(r)) and now() < r.commit_deadline:
             boa.env.time_travel(seconds=r.commit_deadline - now())
         pending = sorted(set(r.commits) - r.revealed)
         if now() < r.reveal_deadline and pending:
@@ -664,6 +685,10 @@ class FederationMachine(RuleBasedStateMachine):
                 self.check_task(t)
             for r in t.history.values():
                 assert r.rewarded <= t.round_reward
+            # the early end of a commit phase (commits == active) relies on this: only active participants
+            # commit, and nobody joins or is slashed while a round is open
+            if t.current and t.current.status == "open":
+                assert len(t.current.commits) <= t.active
             # each stake is in exactly one place: held (counted in staked), slashed (in the pool) or returned
             for who, (stake, state) in t.members.items():
                 assert ((t.id, who) in self.slashed) == (state == "slashed")

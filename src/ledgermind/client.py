@@ -863,6 +863,36 @@ class Client:
             model, _ = self._asset_ref(model)
         return verify_receipt(receipt, source, model=model, log_key=log_key, inputs=inputs, outputs=outputs)
 
+    # ------------------------------------------------------------------ federated training
+    def fed_create(self, **terms: Any) -> dict[str, Any]:
+        """Create a federated training task as its coordinator (see ``ledgermind.federated.service.create``)."""
+        from ledgermind.federated import service
+
+        return service.create(self, **terms)
+
+    def fed_join(self, task_id: int, data: str | os.PathLike[str], stake: int | None = None) -> dict[str, Any]:
+        """Join a task as the acting account, training on the CSV file ``data``."""
+        from ledgermind.federated import service
+
+        return service.join(self, task_id, data, stake)
+
+    def fed_run(self, task_id: int, attacks: dict[str, str] | None = None, on_round: Any = None) -> dict[str, Any]:
+        """Run a task's rounds as its coordinator with the in-process engine, then register the final model."""
+        from ledgermind.federated import service
+
+        return service.run(self, task_id, attacks, on_round=on_round)
+
+    def fed_status(self, task_id: int) -> dict[str, Any]:
+        from ledgermind.federated import service
+
+        return service.status(self, task_id)
+
+    def fed_claim(self, task_id: int) -> dict[str, Any]:
+        """Collect the acting account's rewards and stake from a finished task."""
+        from ledgermind.federated import service
+
+        return service.claim(self, task_id)
+
     # ------------------------------------------------------------------ log
     def log_info(self) -> dict[str, Any]:
         store = self._log()

@@ -7,7 +7,8 @@ record (e.g. an anvil that was restarted: same chain id, new genesis) leads to a
 What is deployed, in order (a contract's constructor takes the addresses of those before it):
 AnchorRegistry, AssetRegistry, AccessToken (an ERC-5202 blueprint, never called itself),
 AccessTokenFactory(AssetRegistry, AccessToken), Marketplace(AssetRegistry, AccessTokenFactory),
-PaymentChannels, ProviderRegistry(AssetRegistry) and PaymentToken (the demo ERC-20, minted by its deployer).
+PaymentChannels, ProviderRegistry(AssetRegistry), PaymentToken (the demo ERC-20, minted by its deployer) and
+Federation.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ CONSTRUCTOR_ARGS: dict[str, tuple[str, ...]] = {
     "PaymentChannels": (),
     "ProviderRegistry": ("AssetRegistry",),
     "PaymentToken": (),
+    "Federation": (),
 }
 CONTRACTS = tuple(CONSTRUCTOR_ARGS)
 BLUEPRINTS = ("AccessToken",)  # deployed as ERC-5202 blueprints: code to copy, not to call

@@ -29,28 +29,33 @@
            participant commits `commitment(task_id, round, participant,
            update_digest, salt)` = `keccak256(abi_encode(task_id, round,
            participant, update_digest, salt))` before the commit deadline,
-           then reveals `(update_digest, salt)` from the commit deadline to
-           the reveal deadline. Commit-reveal stops update copying: every
+           then reveals `(update_digest, salt)` once the commit phase is
+           over and before the reveal deadline. The commit phase is over at
+           the commit deadline, or earlier as soon as every active
+           participant (joined and not slashed: `active_participants`; the
+           coordinator never is one) has committed in the round, i.e. the
+           round's `commits` equal `active_participants`: nobody can commit
+           any more then. Commit-reveal stops update copying: every
            commitment is fixed before any update is disclosed, and the
            participant's address is in it, so another's commitment cannot
            be reused either.
-        3. Once the reveal deadline has passed (or, after the commit
-           deadline, as soon as every committed participant revealed) the
-           coordinator `finalize_round`s: the aggregated model digest, a
-           score in basis points (together <= 10,000) for some of the
-           participants that revealed, and the flagged ones among those
-           that revealed, each with a bytes32 reason (a reason code, or
-           the digest of the statement that explains it). Each scored
-           participant is credited `round_reward * score // 10,000`, where
-           `round_reward = reward_pool // rounds`; rounding dust and unused
-           basis points stay in the pool. A flagged participant is slashed:
-           its whole stake moves into the task's pool and it cannot commit
-           again (rewards already credited stay its own). A participant
-           that committed but did not reveal gets nothing for the round and
-           is not slashed. Finalizing needs at least `quorum` reveals; below
-           that the coordinator `abort_round`s instead, which pays nothing.
-           Either way the task moves on to the next round, and after the
-           last one it is FINISHED.
+        3. Once the reveal deadline has passed (or, before it, as soon as
+           the commit phase is over and every commitment of the round was
+           revealed) the coordinator `finalize_round`s: the aggregated
+           model digest, a score in basis points (together <= 10,000) for
+           some of the participants that revealed, and the flagged ones
+           among those that revealed, each with a bytes32 reason (a reason
+           code, or the digest of the statement that explains it). Each
+           scored participant is credited `round_reward * score // 10,000`,
+           where `round_reward = reward_pool // rounds`; rounding dust and
+           unused basis points stay in the pool. A flagged participant is
+           slashed: its whole stake moves into the task's pool and it
+           cannot commit again (rewards already credited stay its own). A
+           participant that committed but did not reveal gets nothing for
+           the round and is not slashed. Finalizing needs at least `quorum`
+           reveals; below that the coordinator `abort_round`s instead,
+           which pays nothing. Either way the task moves on to the next
+           round, and after the last one it is FINISHED.
         4. FINISHED or CANCELLED: each unslashed participant
            `reclaim_stake`s its stake, and the coordinator `reclaim_pool`s
            what is left of the pool (undistributed rewards, dust, slashed
@@ -143,6 +148,10 @@ struct _Task:
     quorum: uint256
     pool: uint256
     staked: uint256
+    # participants joined and not slashed: +1 on join, -1 on slash (reclaim_stake, once the task is over,
+    # leaves it). Joining closes with the first round and slashing closes a round, so it does not change
+    # while a round is open, and a round's commits (each by an active participant) never exceed it.
+    active: uint256
     status: uint256
     round: uint256
     deadline: uint256
@@ -402,6 +411,7 @@ def create_task(
         quorum=quorum,
         pool=reward_pool,
         staked=0,
+        active=0,
         status=TASK_OPEN,
         round=0,
         deadline=block.timestamp + STALL_TIMEOUT,
@@ -451,6 +461,7 @@ def join(task_id: uint256, stake: uint256):
     self._members[task_id].append(msg.sender)
     self._member[task_id][msg.sender] = _Member(stake=stake, state=MEMBER_ACTIVE)
     self._tasks[task_id].staked += stake
+    self._tasks[task_id].active += 1
     log Joined(task_id=task_id, participant=msg.sender, stake=stake)
     self._pull(self._tasks[task_id].token, stake)
 
@@ -592,8 +603,12 @@ def reveal(task_id: uint256, round: uint256, update_digest: bytes32, salt: bytes
     @dev Requires, in this order: the task exists ("unknown task") and is
          RUNNING ("task not running"); `round` is its current round ("not
          the current round") and still open ("round closed"); the commit
-         deadline has passed ("commit window still open") and the reveal
-         deadline has not ("reveal window closed"); the caller committed
+         phase is over ("commit window still open"): `block.timestamp >=
+         commit_deadline`, or the round's `commits` equal
+         `active_participants(task_id)` (every participant that may commit
+         has committed in this round: slashed ones do not count, nor does
+         the coordinator, which cannot join); `block.timestamp <
+         reveal_deadline` ("reveal window closed"); the caller committed
          ("nothing committed") and has not revealed ("already revealed");
          a non-zero update digest ("zero update digest"); and
          `commitment(task_id, round, caller, update_digest, salt)` equals
@@ -601,7 +616,9 @@ def reveal(task_id: uint256, round: uint256, update_digest: bytes32, salt: bytes
          `Revealed`.
     """
     self._check_open_round(task_id, round)
-    assert block.timestamp >= self._rounds[task_id][round].commit_deadline, "commit window still open"
+    if block.timestamp < self._rounds[task_id][round].commit_deadline:
+        # the commit phase ends early once everyone who may commit has: no commitment can come after a reveal
+        assert self._rounds[task_id][round].commits == self._tasks[task_id].active, "commit window still open"
     assert block.timestamp < self._rounds[task_id][round].reveal_deadline, "reveal window closed"
     committed: bytes32 = self._subs[task_id][round][msg.sender].commitment
     assert committed != empty(bytes32), "nothing committed"
@@ -632,16 +649,19 @@ def finalize_round(
             `aggregated_digest`: credits each `scored[i]` with
             `round_reward * scores_bps[i] // 10,000` and slashes each
             `flagged[i]` (its whole stake moves into the pool; it cannot
-            commit again) for `reasons[i]`. Unused basis points and
-            rounding dust stay in the pool. After the last round the task
-            is FINISHED.
+            commit again, and no later commit phase waits for it) for
+            `reasons[i]`. Unused basis points and rounding dust stay in the
+            pool. After the last round the task is FINISHED.
     @dev Requires, in this order: the task exists ("unknown task"); the
          caller is its coordinator ("caller is not the coordinator"); the
          task is RUNNING ("task not running"); `round` is its current
          round ("not the current round") and still open ("round closed");
-         the reveal deadline has passed, or the commit deadline has and
-         every commitment was revealed ("reveal window still open"); at
-         least `quorum` reveals ("below quorum"); a non-zero digest ("zero
+         the reveal phase is over ("reveal window still open"):
+         `block.timestamp >= reveal_deadline`, or, before it, the commit
+         phase is over (`block.timestamp >= commit_deadline`, or `commits`
+         equal the task's active participants, as for `reveal`) and
+         every commitment was revealed (`reveals == commits`); at least
+         `quorum` reveals ("below quorum"); a non-zero digest ("zero
          aggregated digest"); lists of matching lengths ("scores length
          mismatch", "flags length mismatch"); every scored participant
          revealed in this round ("score for a participant that did not
@@ -698,6 +718,9 @@ def finalize_round(
         self._member[task_id][who].state = MEMBER_SLASHED
         slashed += stake
         log Slashed(task_id=task_id, round=round, participant=who, stake=stake, reason=reasons[i])
+    if len(flagged) != 0:
+        # each flagged participant was active (it revealed) and is now slashed, once (flagged twice reverted)
+        self._tasks[task_id].active -= len(flagged)
 
     # rewarded <= round_reward <= pool: every earlier round took at most round_reward from the pool
     self._tasks[task_id].pool = self._tasks[task_id].pool - rewarded + slashed
@@ -867,6 +890,21 @@ def participants(task_id: uint256) -> DynArray[address, MAX_PARTICIPANTS]:
 
 @external
 @view
+def active_participants(task_id: uint256) -> uint256:
+    """
+    @notice The number of participants of task `task_id` that joined and
+            were not slashed (the coordinator never joins; a stake
+            returned once the task is over still counts). It is fixed
+            while a round is open, and a round's commit phase is over as
+            soon as its `commits` reach it (see `reveal`).
+    @dev Reverts for an id never created ("unknown task").
+    """
+    self._check_exists(task_id)
+    return self._tasks[task_id].active
+
+
+@external
+@view
 def participant(task_id: uint256, account: address) -> (uint256, uint256):
     """
     @notice `(stake, state)` of `account` in task `task_id`: state 0 never
@@ -995,14 +1033,19 @@ def _check_open_round(task_id: uint256, round: uint256):
 @view
 def _check_closable(task_id: uint256, round: uint256):
     """
-    @dev `_check_open_round`, and the reveal phase is over: the reveal
-         deadline has passed, or the commit deadline has and every
-         commitment was revealed ("reveal window still open").
+    @dev `_check_open_round`, and the reveal phase is over ("reveal window
+         still open"): the reveal deadline has passed, or the commit phase
+         is over (the commit deadline has passed, or the round's commits
+         equal the task's active participants, as in `reveal`) and every
+         commitment was revealed. With no active participant left (all
+         slashed), a round's commit phase is over as it starts, and it can
+         be closed (aborted) at once.
     """
     self._check_open_round(task_id, round)
     if block.timestamp >= self._rounds[task_id][round].reveal_deadline:
         return
-    assert block.timestamp >= self._rounds[task_id][round].commit_deadline, "reveal window still open"
+    if block.timestamp < self._rounds[task_id][round].commit_deadline:
+        assert self._rounds[task_id][round].commits == self._tasks[task_id].active, "reveal window still open"
     assert self._rounds[task_id][round].reveals == self._rounds[task_id][round].commits, "reveal window still open"
 
 

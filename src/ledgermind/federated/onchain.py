@@ -19,7 +19,7 @@ here, never by the contract: asking a node to run the contract's ``commitment`` 
     r = fed.start_round(coordinator, task.task_id, w0)
     salt = os.urandom(32)
     fed.commit(alice, task.task_id, r, update_digest, salt)   # before the commit deadline
-    fed.reveal(alice, task.task_id, r, update_digest, salt)   # between the commit and reveal deadlines
+    fed.reveal(alice, task.task_id, r, update_digest, salt)   # once the commit phase is over (see reveal)
     fed.finalize_round(coordinator, task.task_id, r, aggregated, scores={alice.address: 10_000})
     fed.withdraw(alice, token)
 """
@@ -51,15 +51,17 @@ __all__ = [
 
 # Explicit gas limits: the embedded chain estimates gas slowly, and every call has a bounded cost. Measured on
 # the embedded chain (py-evm), worst case of each (fresh storage slots, first use of a counter), then given
-# 30-50% headroom: deploy 3.57M, create_task 423k, join 164k, start_round 157k (the first; later ones 135k),
-# commit 81k, reveal 84k, abort_round 49k, cancel 31k, abandon 42k, reclaim_stake 46k, reclaim_pool 53k,
-# withdraw 40k with PaymentToken, approve 46k. finalize_round grows with its lists: 95k + 51.4k per scored
-# participant (34.3k when its withdrawable balance is already non-zero) + 60k per flagged one (84k for the
-# first), so its limit is computed per call (``finalize_gas``): 64 scored participants need at most ~3.4M.
+# 30-50% headroom: deploy 3.63M, create_task 425k, join 186k (the first of a task; later ones 135k),
+# start_round 157k (the first; later ones 135k), commit 81k, reveal 89k (before the commit deadline, once every
+# active participant committed; 84k after it), abort_round 49k, cancel 31k, abandon 42k, reclaim_stake 46k,
+# reclaim_pool 53k, withdraw 40k with PaymentToken, approve 46k. finalize_round grows with its lists: 97k +
+# 51.4k per scored participant (34.3k when its withdrawable balance is already non-zero) + 60k per flagged one
+# (89k for the first), so its limit is computed per call (``finalize_gas``): 64 scored participants need at
+# most ~3.4M.
 GAS = {
     "deploy": 5_000_000,
     "create_task": 600_000,
-    "join": 230_000,
+    "join": 250_000,
     "start_round": 220_000,
     "commit": 115_000,
     "reveal": 120_000,
@@ -163,6 +165,7 @@ class TaskInfo:
     round: int
     deadline: int
     participants: int
+    active: int  # joined and not slashed: who may commit; when all of them committed, reveals may start
 
     def to_json(self) -> dict[str, Any]:
         return _json(self.__dict__)
@@ -222,6 +225,7 @@ class FederationContract:
         self.chain = chain
         self.address = _address(address, "contract address")
         self.contract = chain.w3.eth.contract(address=self.address, abi=load("Federation")["abi"])
+        self.last_receipt: Receipt | None = None  # of the last transaction sent, for the statement that records it
 
     @classmethod
     def deploy(cls, chain: Chain, account: LocalAccount) -> FederationContract:
@@ -244,7 +248,8 @@ class FederationContract:
         return TaskInfo(task_id, _address(coordinator), _address(token), bytes(model), bytes(weights), bytes(dataset),
                         int(rounds), int(reward_pool), int(round_reward), int(min_stake), int(commit_window),
                         int(reveal_window), int(max_participants), int(quorum), int(pool), int(staked),
-                        TASK_STATUS.get(int(status), str(status)), int(rnd), int(deadline), int(participants))
+                        TASK_STATUS.get(int(status), str(status)), int(rnd), int(deadline), int(participants),
+                        int(self.chain.call(self.contract.functions.active_participants(task_id))))
 
     def participants(self, task_id: int) -> list[str]:
         """The participants of ``task_id`` in joining order (slashed ones included)."""
@@ -331,7 +336,8 @@ class FederationContract:
 
     def reveal(self, account: LocalAccount, task_id: int, round: int, update_digest: bytes | str,
                salt: bytes | str) -> Submission:
-        """Reveal what ``account`` committed to (after the commit deadline, before the reveal deadline)."""
+        """Reveal what ``account`` committed to, before the reveal deadline, once the commit phase is over: after
+        the commit deadline, or as soon as every active participant of the task committed in this round."""
         self._send(account, self.contract.functions.reveal(
             task_id, round, _bytes32(update_digest, "update_digest"), _bytes32(salt, "salt")), GAS["reveal"])
         return self.submission(task_id, round, account.address)
@@ -396,7 +402,8 @@ class FederationContract:
     # ------------------------------------------------------------------ helpers
     def _send(self, account: LocalAccount, call: Any, gas: int) -> Receipt:
         self.chain.ensure_funds(account.address)
-        return self.chain.transact(account, call, gas)
+        self.last_receipt = self.chain.transact(account, call, gas)
+        return self.last_receipt
 
     def _approve(self, account: LocalAccount, token: str, amount: int) -> None:
         """Let this contract pull ``amount`` of ``token`` from ``account`` (any ERC-20's approve)."""

@@ -246,6 +246,64 @@ class MarketV1(_Strict):
         return v
 
 
+FEDERATION_ACTIONS = ("create", "join", "update", "round", "claim")
+
+
+class FederationV1(_Strict):
+    """One step of a federated training task coordinated on chain, signed by the account that took it:
+    ``create`` (the coordinator: the task's terms), ``join`` (a participant: its stake and the dataset it
+    trains on), ``update`` (a participant: the digest of its update for a round, committed on chain),
+    ``round`` (the coordinator: the round's verdict, enough to re-run its aggregation from the published
+    updates) and ``claim`` (a participant collecting its rewards and stake)."""
+
+    action: Literal[FEDERATION_ACTIONS]  # type: ignore[valid-type]
+    taskId: int = Field(ge=1)
+    chainId: int = Field(ge=0)
+    contract: str
+    account: str
+    time: str
+    txHash: str | None = None
+    round: int | None = Field(default=None, ge=1)
+    # create
+    token: str | None = None
+    rounds: int | None = Field(default=None, ge=1)
+    rewardPool: str | None = None
+    minStake: str | None = None
+    quorum: int | None = Field(default=None, ge=1)
+    architecture: dict[str, Any] | None = None  # trainer, its parameters, input and output sizes
+    initialWeights: str | None = None
+    validationDataset: str | None = None
+    # join
+    stake: str | None = None
+    dataset: str | None = None
+    samples: int | None = Field(default=None, ge=0)
+    # update
+    updateDigest: str | None = None
+    commitment: str | None = None
+    # round
+    globalModel: str | None = None
+    aggregatedModel: str | None = None
+    aggregator: str | None = None
+    updates: dict[str, str] = {}  # participant -> revealed update digest
+    weights: dict[str, float] = {}
+    contributions: dict[str, float] = {}
+    scoresBps: dict[str, int] = {}
+    flags: dict[str, str] = {}  # participant -> why it was flagged (and slashed)
+    rejected: dict[str, str] = {}  # participant -> why its update was not considered
+    skipped: str | None = None
+    validationAccuracy: float | None = None
+    # claim
+    amount: str | None = None
+
+    _a = field_validator("contract", "account", "token")(classmethod(lambda cls, v: _address_or_none(v)))
+    _u = field_validator("rewardPool", "minStake", "stake", "amount")(classmethod(lambda cls, v: _uint256_or_none(v)))
+
+    @field_validator("initialWeights", "validationDataset", "dataset", "updateDigest", "globalModel", "aggregatedModel")
+    @classmethod
+    def _digests(cls, v: str | None) -> str | None:
+        return None if v is None else _check_digest(v)
+
+
 DATASET = PREDICATE_NAMESPACE + "dataset/v1"
 MODEL = PREDICATE_NAMESPACE + "model/v1"
 EVALUATION = PREDICATE_NAMESPACE + "evaluation/v1"
@@ -253,6 +311,7 @@ INFERENCE_RECEIPT = PREDICATE_NAMESPACE + "inference-receipt/v1"
 EVENT = PREDICATE_NAMESPACE + "event/v1"
 ACCESS = PREDICATE_NAMESPACE + "access/v1"
 MARKET = PREDICATE_NAMESPACE + "market/v1"
+FEDERATION = PREDICATE_NAMESPACE + "federation/v1"
 
 _PREDICATES: dict[str, type[BaseModel]] = {
     DATASET: DatasetV1,
@@ -262,6 +321,7 @@ _PREDICATES: dict[str, type[BaseModel]] = {
     EVENT: EventV1,
     ACCESS: AccessV1,
     MARKET: MarketV1,
+    FEDERATION: FederationV1,
 }
 
 
