@@ -68,7 +68,7 @@ def test_poisoner_is_slashed_and_the_rest_are_paid(task):
         claim = cli.json("--account", h["account"], "fed", "claim", task_id)
         assert claim["paid"] == str(owed[h["account"]] + (0 if h["account"] == attacker else 10 * TOKEN))
     assert cli.json("--account", hospitals[0]["account"], "balance")["demoToken"]["balance"] == str(
-        10 * TOKEN + owed[hospitals[0]["account"]])
+        20 * TOKEN + owed[hospitals[0]["account"]])  # faucet 20, staked 10, got the 10 back and the reward
 
 
 def test_bad_input_changes_nothing(task, tmp_path):
