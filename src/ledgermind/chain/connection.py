@@ -217,10 +217,14 @@ class Chain:
             time.sleep(RECEIPT_POLL)
 
     def _replay_reason(self, sender: str, tx: dict[str, Any], block: int) -> str:
-        try:
-            self.w3.eth.call({"from": sender, **{k: v for k, v in tx.items() if k in ("to", "data", "value")}}, block - 1)
-        except Exception as e:  # noqa: BLE001 - the exception is the reason we are after
-            return revert_reason(e)
+        """Why a mined transaction reverted: replayed as a call in the context of its own block (its timestamp
+        decides time-based checks, and a reverted transaction changed no state), then of the block before."""
+        call = {"from": sender, **{k: v for k, v in tx.items() if k in ("to", "data", "value")}}
+        for at in (block, block - 1):
+            try:
+                self.w3.eth.call(call, at)
+            except Exception as e:  # noqa: BLE001 - the exception is the reason we are after
+                return revert_reason(e)
         return "no reason given (out of gas?)"
 
     def call(self, fn: Any) -> Any:

@@ -23,6 +23,7 @@ import json
 import logging
 import os
 import threading
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -393,6 +394,13 @@ class EmbeddedChain:
         This goes to eth-tester's backend, not through ``EthereumTester``: its per-block bookkeeping (serializing
         each block for its in-memory filters) cost a third of the time, and the node has its own filters.
         """
+        # py-evm dates a block when it starts building it, i.e. when the previous one was mined, which may be long
+        # ago: date it now, as a node does when it mines (never earlier than set, e.g. by evm_increaseTime)
+        header = self.evm.header
+        parent = self.evm.get_canonical_head()
+        timestamp = max(header.timestamp, int(time.time()), parent.timestamp + 1)
+        if timestamp != header.timestamp:
+            self.evm.header = header.copy(timestamp=timestamp)
         try:
             self.evm.apply_transaction(tx)
         except EVMValidationError as e:
