@@ -34,6 +34,7 @@ import asyncio
 import json
 import os
 import platform
+import shutil
 import signal
 import statistics
 import subprocess
@@ -372,6 +373,8 @@ def run(args: argparse.Namespace) -> None:
         result["profile_notes"] = old["profile_notes"]
     RESULTS.write_text(json.dumps(result, indent=2) + "\n")
     _table(result)
+    if profile is None:  # two homes with ~30k receipts each: hundreds of MB
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _cpu_seconds(pid: int) -> float:
