@@ -63,6 +63,15 @@ def test_poisoner_is_slashed_and_the_rest_are_paid(task):
     assert verdict["flags"][attacker].startswith("cosine to the reference update")
     assert set(verdict["updates"]) == {h["account"] for h in hospitals}
 
+    # the model is an asset like any other: minted once its datasets are, and sold with its lineage sharing
+    grants = [arg for h in hospitals for arg in ("--grant", h["account"])]
+    cli("deploy", *grants)
+    for h in hospitals:
+        cli("--account", h["account"], "mint", h["dataset"])
+    cli("mint", result["model"]["id"])
+    listed = cli.json("market", "sell", result["model"]["id"], "--price", "0.01ether", "--lineage-share", "5000")
+    assert sorted(c["account"] for c in listed[-1]["contributors"]) == sorted(h["account"] for h in hospitals)
+
     # claims: stakes back and rewards paid, except the slashed stake
     for h in hospitals:
         claim = cli.json("--account", h["account"], "fed", "claim", task_id)
