@@ -64,6 +64,41 @@ class CLI:
         return json.loads(self(*args, "--json").stdout)
 
 
+class InProcessCLI(CLI):
+    """The same CLI entry point (``ledgermind.cli.app.main``: argument parsing, one-line errors, exit codes),
+    run in this process: a chain command costs ~1.5 s of imports as a subprocess (web3, eth-account, py-ecc), so
+    tests that make dozens of calls use this; ``tests/test_cli.py`` keeps the real subprocess."""
+
+    def __call__(self, *args: str, ok: bool | None = True) -> subprocess.CompletedProcess[str]:
+        import contextlib
+        import io
+
+        from ledgermind.cli import app as cli_app
+
+        saved_env, saved_argv = dict(os.environ), sys.argv
+        os.environ.update({"LEDGERMIND_HOME": str(self.home), "COLUMNS": "200"})
+        os.environ.pop("LEDGERMIND_DEBUG", None)
+        out, err = io.StringIO(), io.StringIO()
+        code = 0
+        try:
+            sys.argv = ["ledgermind", *args]
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+                try:
+                    cli_app.main()
+                except SystemExit as e:
+                    code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+        finally:
+            sys.argv = saved_argv
+            os.environ.clear()
+            os.environ.update(saved_env)
+        proc = subprocess.CompletedProcess(["ledgermind", *args], code, out.getvalue(), err.getvalue())
+        if ok is True:
+            assert proc.returncode == 0, f"{args} failed: {proc.stderr}{proc.stdout}"
+        if ok is False:
+            assert proc.returncode != 0, f"{args} unexpectedly succeeded: {proc.stdout}"
+        return proc
+
+
 @pytest.fixture()
 def cli(home: Path) -> CLI:
     return CLI(home)

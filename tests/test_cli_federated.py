@@ -9,7 +9,7 @@ import pytest
 
 from ledgermind.statements import FEDERATION
 
-from .conftest import CLI
+from .conftest import InProcessCLI as CLI
 from .test_cli import log_size, one_line_error
 
 pytestmark = pytest.mark.chain

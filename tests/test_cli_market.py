@@ -12,7 +12,7 @@ from ledgermind.cli.units import format_amount, parse_amount, parse_duration
 from ledgermind.errors import InvalidInputError
 from ledgermind.statements import MARKET
 
-from .conftest import CLI
+from .conftest import InProcessCLI as CLI
 from .test_cli import log_size, one_line_error
 
 pytestmark = pytest.mark.chain

@@ -18,7 +18,7 @@ from sklearn.linear_model import LogisticRegression
 
 from ledgermind.statements import ACCESS
 
-from .conftest import CLI
+from .conftest import InProcessCLI as CLI
 from .test_cli import one_line_error
 
 pytestmark = pytest.mark.chain
