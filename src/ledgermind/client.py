@@ -227,6 +227,37 @@ class Client:
         self.last_anchor = self.maybe_anchor() if self.settings.auto_anchor else None
         return result
 
+    def inspect(self, target: str | os.PathLike[str], against: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+        """The data-quality report of a dataset: checked now for a file or folder (with train/test leakage
+        against the table ``against`` if given), or as recorded at registration for a registered dataset id or
+        name. Raises NotFoundError when ``target`` is neither."""
+        from ledgermind.quality import inspect_dataset, leakage
+
+        path = Path(target).expanduser()
+        if path.exists():
+            report = inspect_dataset(path)
+            if against is not None:
+                if not path.is_file():
+                    raise InvalidInputError("--against compares one table with another: give a file, not a folder")
+                leak = leakage(Path(against).expanduser(), path)
+                report["leakage"] = leak
+                if leak["exact"] or leak["near"]:
+                    report["issues"].append(f"{leak['exact']} exact and {leak['near']} near duplicates of rows of "
+                                            f"{leak['train']} in {leak['test']} (of {leak['testRows']})")
+            registered = None
+            if self.settings.log_path.exists():
+                known = self.registry.index.digest_for_path(path)
+                row = self.registry.index.asset(known) if known else None
+                if row is not None:
+                    registered = {"id": row.digest, "logIndex": row.log_index}
+            return {"target": str(path), "registered": registered, **report}
+        if against is not None:
+            raise InvalidInputError("--against needs the dataset's file, not its id")
+        row = self.registry.resolve(str(target), "dataset")
+        predicate = self.ledger.read(row.log_index).statement.predicate
+        recorded = predicate.get("quality") or {"tables": [], "issues": []}
+        return {"target": row.name, "registered": {"id": row.digest, "logIndex": row.log_index}, **recorded}
+
     def lineage(self, ref: str) -> dict[str, Any]:
         return self.registry.lineage(ref)
 

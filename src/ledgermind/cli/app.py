@@ -268,6 +268,37 @@ def show(ctx: typer.Context, ref: str = typer.Argument(..., metavar="ID"), as_js
     out.print_json(json.dumps(info["statement"]["predicate"]))
 
 
+@app.command("inspect")
+def inspect_cmd(
+    ctx: typer.Context,
+    target: str = typer.Argument(..., metavar="PATH|ID", help="A dataset file or folder, or a registered dataset."),
+    against: Optional[Path] = typer.Option(None, "--against", help="A training table to check this one against."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Data-quality report: missing values, duplicates, label balance, outliers, PII, train/test leakage."""
+    report = client_of(ctx).inspect(target, against)
+    if as_json:
+        emit_json(report)
+        return
+    reg = report["registered"]
+    out.print(f"[bold]{escape(report['target'])}[/]" + (f" (registered {reg['id'][:12]}, log index {reg['logIndex']})"
+                                                        if reg else ""))
+    for t in report["tables"]:
+        label = t.get("label")
+        balance = (f", label {label['column']!r}: " + ", ".join(f"{k}={v}" for k, v in label["classes"].items())
+                   if label else "")
+        out.print(f"  {escape(t['file'])}: {t['rows']} rows ({t['checked_rows']} checked), {len(t['columns'])} columns, "
+                  f"{t['duplicates']} duplicates{escape(balance)}")
+    if report.get("leakage"):
+        leak = report["leakage"]
+        out.print(f"  leakage {escape(leak['train'])} -> {escape(leak['test'])}: {leak['exact']} exact, "
+                  f"{leak['near']} near duplicates of {leak['testRows']} rows")
+    if not report["issues"]:
+        out.print("[bold green]no issues found[/]")
+    for issue in report["issues"]:
+        out.print(f"[yellow]issue[/] {escape(issue)}")
+
+
 @app.command("lineage")
 def lineage(ctx: typer.Context, ref: str = typer.Argument(..., metavar="ID"), as_json: bool = JsonOpt) -> None:
     """Show a model's tree back to its source datasets."""

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from ledgermind.errors import InvalidInputError, NotFoundError
 from ledgermind.fingerprint import Fingerprint, FingerprintCache, fingerprint
 from ledgermind.ledger import Ledger
+from ledgermind.quality import inspect_dataset
 from ledgermind.registry.index import AssetRow, RegistryIndex
 from ledgermind.registry.schema import summarize
 from ledgermind.statements import DATASET, EVALUATION, EVENT, MODEL, canonical_json, make_statement, sign_envelope, utc_now
@@ -136,6 +137,13 @@ class Registry:
         p, fp = self._fingerprint(path, progress)
         name = name or p.name
         schema, rows = summarize(p, [f.path for f in fp.files])
+        try:
+            quality = inspect_dataset(p)
+        except InvalidInputError as e:  # an unreadable table is worth a note, not a refusal
+            quality = {"tables": [], "issues": [str(e)]}
+        found = sorted({kind for t in quality["tables"] for kinds in t.get("pii", {}).values() for kind in kinds})
+        if contains_pii is False and found:
+            quality["issues"].append(f"registered as holding no personal data, but the detectors found: {', '.join(found)}")
         predicate: dict[str, Any] = {
             "name": name,
             "source": source,
@@ -144,6 +152,7 @@ class Registry:
             "rows": rows,
             "consent": consent,
             "containsPii": contains_pii,
+            "quality": quality if quality["tables"] or quality["issues"] else None,
             **self._file_facts(fp),
             "registeredAt": utc_now(),
         }

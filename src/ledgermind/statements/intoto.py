@@ -93,6 +93,7 @@ class DatasetV1(_Strict):
     size: int = Field(ge=0)
     cid: str | None = None
     manifest: Manifest | None = None  # omitted for very large folders; the subject digest still binds it
+    quality: dict[str, Any] | None = None  # ledgermind.quality's report: missing values, duplicates, PII...
     registeredAt: str
 
 
