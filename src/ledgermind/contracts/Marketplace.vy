@@ -76,6 +76,11 @@ interface IAssetRegistry:
     def transferFrom(owner: address, to: address, token_id: uint256): payable
     def royaltyInfo(token_id: uint256, sale_price: uint256) -> (address, uint256): view
     def parents_of(token_id: uint256) -> DynArray[uint256, 32]: view
+    def kind_of(token_id: uint256) -> uint8: view
+
+
+interface IGovernance:
+    def lineage_approved(asset_id: uint256) -> bool: view
 
 
 interface IAccessTokenFactory:
@@ -135,6 +140,10 @@ asset_registry: public(immutable(address))
 # @dev The AccessTokenFactory that knows each asset's access token.
 access_factory: public(immutable(address))
 
+# @dev The Governance whose approvals gate model sales, or empty(address)
+# for none (the default: set with `set_governance`).
+governance: public(address)
+
 # @dev Platform fee in basis points of every sale, and who receives it.
 fee_bps: public(uint256)
 fee_recipient: public(address)
@@ -155,6 +164,10 @@ licence_expiry: public(HashMap[uint256, HashMap[address, uint256]])
 
 # @dev account -> token (empty(address) = native coin) -> amount it can withdraw.
 withdrawable: public(HashMap[address, HashMap[address, uint256]])
+
+
+event GovernanceSet:
+    governance: indexed(address)
 
 
 event FeeSet:
@@ -292,6 +305,24 @@ def set_fee(fee_bps: uint256, fee_recipient: address):
     log FeeSet(fee_bps=fee_bps, fee_recipient=fee_recipient)
 
 
+@external
+def set_governance(governance_: address):
+    """
+    @notice From now on, every listing and sale of a model needs
+            `governance_.lineage_approved(model)`: all datasets in its
+            on-chain lineage approved by the consortium. empty(address)
+            turns the gate off. Listings made before stay, but cannot be
+            bought while their lineage is not approved.
+    @dev Requires the owner ("ownable: caller is not the owner") and a
+         contract or empty(address) ("governance is not a contract").
+         Emits `GovernanceSet`.
+    """
+    ownable._check_owner()
+    assert governance_ == empty(address) or governance_.is_contract, "governance is not a contract"
+    self.governance = governance_
+    log GovernanceSet(governance=governance_)
+
+
 # ------------------------------------------------------------------------------------ access tokens, fixed price
 
 
@@ -390,6 +421,7 @@ def buy_access(asset_id: uint256, amount_tokens: uint256):
     listing: AccessListing = self.access_listing[asset_id]
     assert listing.seller != empty(address), "not listed for access"
     assert amount_tokens != 0, "zero amount"
+    self._check_governance(asset_id)
     assert staticcall IAssetRegistry(asset_registry).ownerOf(asset_id) == listing.seller, (
         "listing void: asset owner changed"
     )
@@ -421,6 +453,7 @@ def enable_dispenser(asset_id: uint256, max_per_address: uint256):
     """
     self._check_owner_of(asset_id)
     assert max_per_address != 0, "zero cap"
+    self._check_governance(asset_id)
     self._check_mintable(asset_id)
     self.dispenser[asset_id] = Dispenser(owner=msg.sender, max_per_address=max_per_address)
     log DispenserEnabled(asset_id=asset_id, owner=msg.sender, max_per_address=max_per_address)
@@ -457,6 +490,7 @@ def dispense(asset_id: uint256):
     assert staticcall IAssetRegistry(asset_registry).ownerOf(asset_id) == d.owner, (
         "dispenser void: asset owner changed"
     )
+    self._check_governance(asset_id)
     count: uint256 = self.dispensed[asset_id][msg.sender] + 1
     assert count <= d.max_per_address, "dispenser cap reached"
     self.dispensed[asset_id][msg.sender] = count
@@ -492,6 +526,7 @@ def list_licence(
     self._check_owner_of(asset_id)
     assert price != 0, "zero price"
     assert duration_seconds != 0, "zero duration"
+    self._check_governance(asset_id)
     self._check_payment_token(payment_token)
     self._check_shares(contributors, shares_bps)
     self.licence_listing[asset_id] = LicenceListing(
@@ -547,6 +582,7 @@ def buy_licence(asset_id: uint256) -> uint256:
     assert staticcall IAssetRegistry(asset_registry).ownerOf(asset_id) == listing.seller, (
         "listing void: asset owner changed"
     )
+    self._check_governance(asset_id)
     expiry: uint256 = max(self.licence_expiry[asset_id][msg.sender], block.timestamp) + listing.duration
     self.licence_expiry[asset_id][msg.sender] = expiry
     self._split(listing.seller, listing.payment_token, listing.price, listing.contributors, listing.shares_bps)
@@ -589,6 +625,7 @@ def list_asset(asset_id: uint256, price: uint256, payment_token: address):
     """
     self._check_owner_of(asset_id)
     assert price != 0, "zero price"
+    self._check_governance(asset_id)
     self._check_payment_token(payment_token)
     assert (
         staticcall IAssetRegistry(asset_registry).getApproved(asset_id) == self
@@ -638,6 +675,7 @@ def buy_asset(asset_id: uint256):
         "listing void: seller no longer owns the asset"
     )
     assert msg.sender != listing.seller, "buyer is seller"
+    self._check_governance(asset_id)
     receiver: address = empty(address)
     royalty: uint256 = 0
     receiver, royalty = staticcall IAssetRegistry(asset_registry).royaltyInfo(asset_id, listing.price)
@@ -704,6 +742,7 @@ def _list_access(
 ):
     self._check_owner_of(asset_id)
     assert price_per_token != 0, "zero price"
+    self._check_governance(asset_id)
     self._check_payment_token(payment_token)
     self._check_shares(contributors, shares_bps)
     self._check_mintable(asset_id)
@@ -742,6 +781,21 @@ def _check_manager(asset_id: uint256, lister: address):
     """
     if msg.sender != lister:
         self._check_owner_of(asset_id)
+
+
+@internal
+@view
+def _check_governance(asset_id: uint256):
+    """
+    @dev With a governance set, a model's whole lineage must be approved
+         ("lineage not approved by governance"). Datasets trade freely:
+         governance decides what may train deployable models.
+    """
+    if self.governance == empty(address):
+        return
+    if staticcall IAssetRegistry(asset_registry).kind_of(asset_id) != 2:
+        return
+    assert staticcall IGovernance(self.governance).lineage_approved(asset_id), "lineage not approved by governance"
 
 
 @internal

@@ -30,6 +30,7 @@ CONTRACTS: tuple[str, ...] = (
     "AccessTokenFactory",
     "Marketplace",
     "Federation",
+    "Governance",
 )
 
 #: Contracts deployed as ERC-5202 blueprints (their artifact also has ``blueprintBytecode``): AccessToken, which
