@@ -924,6 +924,51 @@ class Client:
 
         return service.claim(self, task_id)
 
+    # ------------------------------------------------------------------ governance
+    def gov_propose(self, decision: str, ref: str) -> dict[str, Any]:
+        """Propose ``decision`` (approve-dataset, revoke-dataset, approve-model, revoke-model) on an asset."""
+        from ledgermind.governance import service
+
+        return service.propose(self, decision, ref)
+
+    def gov_vote(self, proposal_id: int, support: bool = True) -> dict[str, Any]:
+        from ledgermind.governance import service
+
+        return service.vote(self, proposal_id, support)
+
+    def gov_execute(self, proposal_id: int) -> dict[str, Any]:
+        from ledgermind.governance import service
+
+        return service.execute(self, proposal_id)
+
+    def gov_decide(self, decision: str, ref: str) -> dict[str, Any]:
+        """Propose and vote for ``decision``, and execute it at once when quorum and timelock allow."""
+        from ledgermind.governance import service
+
+        return service.decide(self, decision, ref)
+
+    def gov_status(self, ref: str | None = None) -> dict[str, Any]:
+        """An asset's approvals (with ``ref``), or the governance's parameters, gate and proposals."""
+        from ledgermind.governance import service
+
+        return service.status(self, ref) if ref is not None else service.overview(self)
+
+    def gov_member(self, member: str, add: bool = True) -> dict[str, Any]:
+        from ledgermind.governance import service
+
+        return service.set_member(self, member, add)
+
+    def gov_parameters(self, quorum: int, timelock: int, voting_period: int) -> dict[str, Any]:
+        from ledgermind.governance import service
+
+        return service.set_parameters(self, quorum, timelock, voting_period)
+
+    def gov_gate(self, enabled: bool = True) -> dict[str, Any]:
+        """Turn on (or off) the Marketplace's refusal of models whose lineage governance has not approved."""
+        from ledgermind.governance import service
+
+        return service.set_gate(self, enabled)
+
     # ------------------------------------------------------------------ log
     def log_info(self) -> dict[str, Any]:
         store = self._log()

@@ -74,6 +74,16 @@ def build_provider(
     market = client.market()  # deploys the contracts first on the embedded chain
     pay_in = market.token_address(token)
     offers = [Offer(load_registered(client, ref, path), price) for ref, path in models]
+    gate = market.governance()
+    if gate is not None:  # the consortium decides what may be deployed: refuse models built on unapproved data
+        from ledgermind.governance.onchain import GovernanceContract
+
+        gov = GovernanceContract(market.chain, gate)
+        for offer in offers:
+            if not gov.lineage_approved(offer.model.digest):
+                raise InvalidInputError(
+                    f"refusing to serve {offer.model.name!r}: its on-chain lineage includes a dataset governance "
+                    f"{gate} has not approved (see 'ledgermind gov status {offer.model.digest[:12]}')")
     access_service = store = None
     offered: list[dict[str, Any]] = []
     if datasets:

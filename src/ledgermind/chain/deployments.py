@@ -7,8 +7,9 @@ record (e.g. an anvil that was restarted: same chain id, new genesis) leads to a
 What is deployed, in order (a contract's constructor takes the addresses of those before it):
 AnchorRegistry, AssetRegistry, AccessToken (an ERC-5202 blueprint, never called itself),
 AccessTokenFactory(AssetRegistry, AccessToken), Marketplace(AssetRegistry, AccessTokenFactory),
-PaymentChannels, ProviderRegistry(AssetRegistry), PaymentToken (the demo ERC-20, minted by its deployer) and
-Federation.
+PaymentChannels, ProviderRegistry(AssetRegistry), PaymentToken (the demo ERC-20, minted by its deployer),
+Federation and Governance(AssetRegistry). The Marketplace's governance gate stays off until its owner turns it on
+(``ledgermind gov enable``).
 """
 
 from __future__ import annotations
@@ -27,6 +28,10 @@ if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
 
 #: name -> the names of the deployments its constructor takes, in order.
+#: The Governance a deployment starts with: its deployer is the one member, one vote passes at once, proposals
+#: stay open a week. A consortium adds members and raises quorum and timelock (``ledgermind gov``).
+GOVERNANCE_DEFAULTS = (1, 0, 7 * 86_400)  # quorum, timelock (s), voting period (s)
+
 CONSTRUCTOR_ARGS: dict[str, tuple[str, ...]] = {
     "AnchorRegistry": (),
     "AssetRegistry": (),
@@ -37,7 +42,9 @@ CONSTRUCTOR_ARGS: dict[str, tuple[str, ...]] = {
     "ProviderRegistry": ("AssetRegistry",),
     "PaymentToken": (),
     "Federation": (),
+    "Governance": ("AssetRegistry",),
 }
+EXTRA_ARGS: dict[str, tuple[int, ...]] = {"Governance": GOVERNANCE_DEFAULTS}  # after the addresses
 CONTRACTS = tuple(CONSTRUCTOR_ARGS)
 BLUEPRINTS = ("AccessToken",)  # deployed as ERC-5202 blueprints: code to copy, not to call
 DEPLOY_GAS = 8_000_000
@@ -119,7 +126,7 @@ class Deployments:
             stale_dependency = any(out[dep].address != (found.args or {}).get(dep) for dep in CONSTRUCTOR_ARGS[name]) if found else False
             if found is None or stale_dependency:
                 art = load_artifact(name)
-                args = tuple(out[dep].address for dep in CONSTRUCTOR_ARGS[name])
+                args = tuple(out[dep].address for dep in CONSTRUCTOR_ARGS[name]) + EXTRA_ARGS.get(name, ())
                 if name in BLUEPRINTS:
                     receipt = chain.send(account, {"data": art["blueprintBytecode"]}, DEPLOY_GAS)
                 else:

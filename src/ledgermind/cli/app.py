@@ -18,6 +18,7 @@ from rich.markup import escape
 from ledgermind import __version__
 from ledgermind.cli.common import JsonOpt, after_write, client_of
 from ledgermind.cli.federated import fed_app
+from ledgermind.cli.governance import gov_app
 from ledgermind.cli.market import balance, market_app
 from ledgermind.cli.serving import channel_app, download, infer, providers, receipt_app, serve, settle
 from ledgermind.cli.output import emit_json, err, hashing_progress, lineage_tree, out, print_report
@@ -501,6 +502,7 @@ for _command in (serve, infer, download, providers, settle):
 app.add_typer(receipt_app, name="receipt")
 app.add_typer(channel_app, name="channel")
 app.add_typer(fed_app, name="fed")
+app.add_typer(gov_app, name="gov")
 
 
 def main() -> None:

@@ -101,6 +101,11 @@ class Market:
                                 f"'ledgermind mint {digest[:12]}' first")
         return str(self.chain.call(self.assets.functions.ownerOf(tid)))
 
+    def asset_kind(self, digest: str) -> str:
+        """"dataset" or "model", as minted. Raises NotFoundError if the asset is not minted."""
+        self.owner_of(digest)
+        return {1: "dataset", 2: "model"}.get(int(self.chain.call(self.assets.functions.kind_of(token_id(digest)))), "?")
+
     def access_token(self, digest: str) -> str | None:
         address = self.chain.call(self.factory.functions.access_token(token_id(digest)))
         return None if int(address, 16) == 0 else str(address)
@@ -139,6 +144,18 @@ class Market:
                 seen.setdefault(f"{int(log['args']['asset_id']):064x}", None)
         return list(seen)
 
+    def governance(self) -> str | None:
+        """The Governance whose approvals gate model sales here, or None when the gate is off."""
+        address = str(self.chain.call(self.marketplace.functions.governance()))
+        return None if int(address, 16) == 0 else address
+
+    def set_governance(self, account: LocalAccount, governance: str | None) -> Receipt:
+        """Turn the governance gate on (a Governance address) or off (None). Requires the Marketplace owner."""
+        owner = self.chain.call(self.marketplace.functions.owner())
+        if owner.lower() != account.address.lower():
+            raise InvalidInputError(f"only the Marketplace owner {owner} sets its governance, not {account.address}")
+        return self._send(account, self.marketplace.functions.set_governance(governance or ZERO_ADDRESS), "admin")
+
     def has_access(self, digest: str, holder: str) -> bool:
         return bool(self.chain.call(self.marketplace.functions.has_access(token_id(digest), holder)))
 
@@ -157,6 +174,18 @@ class Market:
         owner = self.owner_of(digest)
         if owner.lower() != account.address.lower():
             raise InvalidInputError(f"asset {digest[:12]} is owned by {owner}, not by the acting account {account.address}")
+
+    def _check_gate(self, digest: str) -> None:
+        """With the governance gate on, a model sells only if its whole lineage is approved (checked here first, so
+        the refusal names the fix instead of costing a reverted transaction)."""
+        gate = self.governance()
+        if gate is None or self.asset_kind(digest) != "model":
+            return
+        from ledgermind.governance.onchain import GovernanceContract
+
+        if not GovernanceContract(self.chain, gate).lineage_approved(digest):
+            raise InvalidInputError(f"model {digest[:12]}'s lineage includes data governance has not approved: the "
+                                    f"marketplace refuses it (see 'ledgermind gov status {digest[:12]}')")
 
     def _send(self, account: LocalAccount, call: Any, gas: str, value: int = 0) -> Receipt:
         self.chain.ensure_funds(account.address)
@@ -184,6 +213,7 @@ class Market:
         ``lineage_bps``, the current owners of the asset's on-chain parents share that many basis points
         equally; the owner keeps the rest. Returns the transactions made (creation, listing)."""
         self._own(account, digest)
+        self._check_gate(digest)
         _check_price(price)
         if contributors and lineage_bps is not None:
             raise InvalidInputError("give contributors or a lineage share, not both")
@@ -213,6 +243,7 @@ class Market:
                      *, contributors: list[tuple[str, int]] | None = None) -> MarketTx:
         """Sell licences of ``duration`` seconds at ``price`` each."""
         self._own(account, digest)
+        self._check_gate(digest)
         _check_price(price)
         if duration < 1:
             raise InvalidInputError(f"licence duration must be at least one second, got {duration}")
@@ -225,6 +256,7 @@ class Market:
     def list_asset(self, account: LocalAccount, digest: str, price: int, token: str = ZERO_ADDRESS) -> list[MarketTx]:
         """Offer the asset NFT itself at ``price``, approving the Marketplace to move it first if needed."""
         self._own(account, digest)
+        self._check_gate(digest)
         _check_price(price)
         tid = token_id(digest)
         done = []
@@ -239,6 +271,7 @@ class Market:
     def enable_dispenser(self, account: LocalAccount, digest: str, max_per_address: int = 1) -> list[MarketTx]:
         """Give away access tokens, one at a time, at most ``max_per_address`` to each address."""
         self._own(account, digest)
+        self._check_gate(digest)
         if max_per_address < 1:
             raise InvalidInputError("the dispenser must allow at least one token per address")
         done = []
@@ -294,6 +327,7 @@ class Market:
         if quantity < 1:
             raise InvalidInputError(f"buy at least one access token, not {quantity}")
         listing = self._listed(digest, "access")
+        self._check_gate(digest)
         total = int(listing["price"]) * quantity
         value = self._pay(account, listing["token"], total)
         receipt = self._send(account, self.marketplace.functions.buy_access(token_id(digest), quantity), "buy", value)
@@ -303,6 +337,7 @@ class Market:
     def buy_licence(self, account: LocalAccount, digest: str) -> MarketTx:
         """Buy one licence period (it extends a licence still running)."""
         listing = self._listed(digest, "licence")
+        self._check_gate(digest)
         value = self._pay(account, listing["token"], int(listing["price"]))
         receipt = self._send(account, self.marketplace.functions.buy_licence(token_id(digest)), "buy", value)
         expiry = self.licence_expiry(digest, account.address)
@@ -313,6 +348,7 @@ class Market:
     def buy_asset(self, account: LocalAccount, digest: str) -> MarketTx:
         """Buy the asset NFT itself (the ERC-2981 royalty is paid to its receiver)."""
         listing = self._listed(digest, "asset")
+        self._check_gate(digest)
         if listing["seller"].lower() == account.address.lower():
             raise InvalidInputError(f"{account.address} is the seller of asset {digest[:12]}")
         value = self._pay(account, listing["token"], int(listing["price"]))

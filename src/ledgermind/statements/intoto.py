@@ -305,6 +305,35 @@ class FederationV1(_Strict):
         return None if v is None else _check_digest(v)
 
 
+class GovernanceV1(_Strict):
+    """A member's act on the consortium's Governance contract: a proposal (approve or revoke a dataset, promote
+    or revoke a model), a vote, an execution, a change of members, parameters or of the Marketplace's gate."""
+
+    action: Literal["propose", "vote", "execute", "member", "parameters", "gate"]
+    account: str
+    chainId: int = Field(ge=0)
+    contract: str
+    txHash: str
+    time: str
+    proposalId: int | None = Field(default=None, ge=1)
+    decision: Literal["approve-dataset", "revoke-dataset", "approve-model", "revoke-model"] | None = None
+    target: str | None = None
+    support: bool | None = None
+    member: str | None = None
+    added: bool | None = None
+    quorum: int | None = Field(default=None, ge=1)
+    timelock: int | None = Field(default=None, ge=0)
+    votingPeriod: int | None = Field(default=None, ge=1)
+    enabled: bool | None = None
+
+    _a = field_validator("account", "contract", "member")(classmethod(lambda cls, v: _address_or_none(v)))
+
+    @field_validator("target")
+    @classmethod
+    def _t(cls, v: str | None) -> str | None:
+        return None if v is None else _check_digest(v)
+
+
 DATASET = PREDICATE_NAMESPACE + "dataset/v1"
 MODEL = PREDICATE_NAMESPACE + "model/v1"
 EVALUATION = PREDICATE_NAMESPACE + "evaluation/v1"
@@ -313,6 +342,7 @@ EVENT = PREDICATE_NAMESPACE + "event/v1"
 ACCESS = PREDICATE_NAMESPACE + "access/v1"
 MARKET = PREDICATE_NAMESPACE + "market/v1"
 FEDERATION = PREDICATE_NAMESPACE + "federation/v1"
+GOVERNANCE = PREDICATE_NAMESPACE + "governance/v1"
 
 _PREDICATES: dict[str, type[BaseModel]] = {
     DATASET: DatasetV1,
@@ -323,6 +353,7 @@ _PREDICATES: dict[str, type[BaseModel]] = {
     ACCESS: AccessV1,
     MARKET: MarketV1,
     FEDERATION: FederationV1,
+    GOVERNANCE: GovernanceV1,
 }
 
 
