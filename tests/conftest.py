@@ -18,6 +18,19 @@ def _anchor_only_where_tested(request, monkeypatch):
         monkeypatch.setenv("LEDGERMIND_AUTO_ANCHOR", "0")
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _own_boa_env(request):
+    """Each test module that uses titanoboa gets a fresh environment. titanoboa keeps a trace of storage writes per
+    address for its error messages; when one module's contract lands at an address another module used, rendering a
+    revert decodes the old contract's slots with the new contract's types and fails."""
+    boa = getattr(request.module, "boa", None)
+    if boa is None:
+        yield
+        return
+    with boa.swap_env(boa.Env()):
+        yield
+
+
 @pytest.fixture(scope="session")
 def accounts():
     from eth_account import Account
