@@ -1,16 +1,18 @@
 """Follow a chain's blocks, transactions and token transfers into a local SQLite index, incrementally.
 
 ``ChainIndex(path).sync(chain)`` reads every block after the last one indexed, with its transactions (sender,
-recipient, value, gas, status, the contract a creation made) and the ERC-20/ERC-721 ``Transfer`` events in their
-receipts, and commits them block by block: a process killed mid-way resumes from the last committed block.
+recipient, value, gas, status, calldata, the contract a creation made), every event log in their receipts (address,
+topics, data: raw, undecoded) and, decoded because every detector needs them, the ERC-20/ERC-721 ``Transfer``
+events; it commits them block by block: a process killed mid-way resumes from the last committed block. An index
+file written before logs and calldata were kept is rebuilt from the chain on open (it holds nothing else).
 
 Reorganisations: before going on, the hash of the last indexed block is compared with the chain's block at that
 height; if they differ (a dev chain reverted to a snapshot, an L2 reorganised), the index walks back to the
 newest block both agree on, deletes everything after it, and indexes the new branch. ``SyncResult.reorg`` says
 how deep that went. Deeper than ``MAX_REORG`` is refused: rebuild the index (delete its file).
 
-The index knows nothing about what the transactions mean; ``transactions()`` and ``transfers()`` hand out plain
-rows for the detectors (``ledgermind.guard``).
+The index knows nothing about what the transactions mean; ``transactions()``, ``transfers()`` and ``logs()`` hand out
+plain rows for the detectors (``ledgermind.guard``), which decode the events of the contracts they watch.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ CREATE TABLE IF NOT EXISTS blocks (
 CREATE TABLE IF NOT EXISTS txs (
     hash TEXT PRIMARY KEY, block INTEGER NOT NULL, position INTEGER NOT NULL, timestamp INTEGER NOT NULL,
     sender TEXT NOT NULL, recipient TEXT, value TEXT NOT NULL, gas_used INTEGER NOT NULL, gas_price TEXT,
-    status INTEGER NOT NULL, selector TEXT, created TEXT
+    status INTEGER NOT NULL, selector TEXT, created TEXT, input TEXT
 );
 CREATE INDEX IF NOT EXISTS txs_block ON txs (block);
 CREATE INDEX IF NOT EXISTS txs_sender ON txs (sender);
@@ -49,6 +51,13 @@ CREATE TABLE IF NOT EXISTS transfers (
     PRIMARY KEY (tx_hash, log_index)
 );
 CREATE INDEX IF NOT EXISTS transfers_block ON transfers (block);
+CREATE TABLE IF NOT EXISTS logs (
+    tx_hash TEXT NOT NULL, log_index INTEGER NOT NULL, block INTEGER NOT NULL, timestamp INTEGER NOT NULL,
+    address TEXT NOT NULL, topic0 TEXT, topics TEXT NOT NULL, data TEXT NOT NULL,
+    PRIMARY KEY (tx_hash, log_index)
+);
+CREATE INDEX IF NOT EXISTS logs_block ON logs (block);
+CREATE INDEX IF NOT EXISTS logs_address ON logs (address, topic0);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
@@ -84,6 +93,10 @@ class ChainIndex:
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         self.db = open_db(self.path, _SCHEMA, "chain index")
+        if "input" not in {row[1] for row in self.db.execute("PRAGMA table_info(txs)")}:
+            # written by a version that kept neither calldata nor logs: the index is a cache of the chain, rebuild it
+            self.db.executescript("DROP TABLE blocks; DROP TABLE txs; DROP TABLE transfers; DELETE FROM meta;")
+            self.db.executescript(_SCHEMA)
 
     def close(self) -> None:
         self.db.close()
@@ -108,24 +121,44 @@ class ChainIndex:
         names = [d[0] for d in cur.description]
         return [dict(zip(names, r)) for r in cur.fetchall()]
 
-    def transactions(self, since_block: int = 0) -> list[dict[str, Any]]:
+    def transactions(self, since_block: int = 0, until_block: int = 2**62) -> list[dict[str, Any]]:
         """Indexed transactions, oldest first: hash, block, timestamp, sender, recipient (None for a creation),
-        value (int, wei), gas_used, status (1 ok, 0 reverted), selector (4-byte call, or None), created."""
-        cur = self.db.execute("SELECT * FROM txs WHERE block >= ? ORDER BY block, position", (since_block,))
+        value (int, wei), gas_used, gas_price, status (1 ok, 0 reverted), selector (4-byte call, or None),
+        created, input (0x calldata of a call; None for a creation). ``until_block`` (inclusive) bounds them."""
+        cur = self.db.execute("SELECT * FROM txs WHERE block >= ? AND block <= ? ORDER BY block, position",
+                              (since_block, until_block))
         names = [d[0] for d in cur.description]
         rows = [dict(zip(names, r)) for r in cur.fetchall()]
         for r in rows:
             r["value"] = int(r["value"])
         return rows
 
-    def transfers(self, since_block: int = 0) -> list[dict[str, Any]]:
+    def transfers(self, since_block: int = 0, until_block: int = 2**62) -> list[dict[str, Any]]:
         """Indexed token transfers (ERC-20 amounts, or ERC-721 token ids with ``nft`` set), oldest first."""
-        cur = self.db.execute("SELECT * FROM transfers WHERE block >= ? ORDER BY block, log_index", (since_block,))
+        cur = self.db.execute("SELECT * FROM transfers WHERE block >= ? AND block <= ? ORDER BY block, log_index",
+                              (since_block, until_block))
         names = [d[0] for d in cur.description]
         rows = [dict(zip(names, r)) for r in cur.fetchall()]
         for r in rows:
             r["value"] = int(r["value"])
             r["nft"] = bool(r["nft"])
+        return rows
+
+    def logs(self, addresses: list[str] | None = None, since_block: int = 0,
+             until_block: int = 2**62) -> list[dict[str, Any]]:
+        """Raw event logs, oldest first: tx_hash, log_index, block, timestamp, address (lowercase), topics (list of
+        0x hex words), data (0x hex). ``addresses`` keeps only the logs of those contracts."""
+        sql = "SELECT * FROM logs WHERE block >= ? AND block <= ?"
+        args: list[Any] = [since_block, until_block]
+        if addresses is not None:
+            sql += f" AND address IN ({','.join('?' * len(addresses))})"
+            args += [a.lower() for a in addresses]
+        cur = self.db.execute(sql + " ORDER BY block, log_index", args)
+        names = [d[0] for d in cur.description]
+        rows = [dict(zip(names, r)) for r in cur.fetchall()]
+        for r in rows:
+            r["topics"] = r["topics"].split(",") if r["topics"] else []
+            del r["topic0"]
         return rows
 
     # ------------------------------------------------------------------ sync
@@ -173,7 +206,7 @@ class ChainIndex:
         if depth:
             with self.db:
                 self.db.execute("BEGIN")
-                for table in ("blocks", "txs", "transfers"):
+                for table in ("blocks", "txs", "transfers", "logs"):
                     column = "number" if table == "blocks" else "block"
                     self.db.execute(f"DELETE FROM {table} WHERE {column} > ?", (number,))  # noqa: S608 - fixed names
         return depth
@@ -182,7 +215,7 @@ class ChainIndex:
         w3 = chain.w3
         block = w3.eth.get_block(number, full_transactions=True)
         ts = int(block["timestamp"])
-        tx_rows, transfer_rows = [], []
+        tx_rows, transfer_rows, log_rows = [], [], []
         for position, tx in enumerate(block["transactions"]):
             receipt = w3.eth.get_transaction_receipt(tx["hash"])
             data = bytes(tx.get("input") or b"")
@@ -192,9 +225,13 @@ class ChainIndex:
                 str(int(tx["value"])), int(receipt["gasUsed"]), str(int(receipt.get("effectiveGasPrice") or 0)),
                 int(receipt["status"]), "0x" + data[:4].hex() if to and len(data) >= 4 else None,
                 str(receipt["contractAddress"]).lower() if receipt.get("contractAddress") else None,
+                "0x" + data.hex() if to else None,
             ))
             for log in receipt["logs"]:
                 topics = log["topics"]
+                words = [_hex(t) for t in topics]
+                log_rows.append((_hex(tx["hash"]), int(log["logIndex"]), number, ts, str(log["address"]).lower(),
+                                 words[0] if words else None, ",".join(words), _hex(bytes(log["data"]))))
                 if len(topics) < 3 or bytes(topics[0]) != TRANSFER_TOPIC:
                     continue
                 nft = len(topics) == 4
@@ -208,7 +245,8 @@ class ChainIndex:
                     number, _hex(block["hash"]), _hex(block["parentHash"]), ts, int(block["gasUsed"]),
                     int(block["gasLimit"]), str(block.get("baseFeePerGas")) if block.get("baseFeePerGas") is not None
                     else None, len(tx_rows)))
-                self.db.executemany("INSERT OR REPLACE INTO txs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", tx_rows)
+                self.db.executemany("INSERT OR REPLACE INTO txs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", tx_rows)
+                self.db.executemany("INSERT OR REPLACE INTO logs VALUES (?, ?, ?, ?, ?, ?, ?, ?)", log_rows)
                 self.db.executemany("INSERT OR REPLACE INTO transfers VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", transfer_rows)
         except Exception as e:  # sqlite3 errors: disk full, locked too long
             raise StorageError(f"cannot write block {number} to {self.path}: {e}") from e

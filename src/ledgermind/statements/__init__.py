@@ -4,6 +4,7 @@ from ledgermind.statements.canonical import canonical_json, is_canonical
 from ledgermind.statements.dsse import IN_TOTO_PAYLOAD_TYPE, Envelope, pae, recover_signer, sign_envelope
 from ledgermind.statements.intoto import (
     ACCESS,
+    ALERT,
     DATASET,
     EVALUATION,
     EVENT,
@@ -26,6 +27,7 @@ from ledgermind.statements.verify import SignedStatement, open_envelope
 
 __all__ = [
     "ACCESS",
+    "ALERT",
     "DATASET",
     "EVALUATION",
     "EVENT",

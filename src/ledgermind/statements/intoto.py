@@ -334,6 +334,52 @@ class GovernanceV1(_Strict):
         return None if v is None else _check_digest(v)
 
 
+class AlertDetector(_Strict):
+    """What raised an alert: the detector's name and version, the parameters it ran with, and the digest that binds
+    them (SHA-256 of their canonical JSON; for a trained model, the model's own digest)."""
+
+    name: str = Field(min_length=1, max_length=100)
+    version: str = Field(min_length=1, max_length=40)
+    digest: str
+    params: dict[str, Any] = {}
+
+    _d = field_validator("digest")(classmethod(lambda cls, v: _check_digest(v)))
+
+
+class AlertV1(_Strict):
+    """The guard's signed finding about activity on a chain: what kind, about which accounts, how strong (``score``
+    against ``threshold``), the features it was computed from, the transactions that are its evidence, and the chain
+    block it saw last (``head``), so anyone can re-derive it from the chain up to that block."""
+
+    kind: str = Field(min_length=1, max_length=64)
+    case: str = Field(min_length=1, max_length=200)  # what the finding is about: an asset, a task, a channel
+    chainId: int = Field(ge=0)
+    head: int = Field(ge=0)
+    subjects: list[str] = Field(min_length=1, max_length=256)
+    score: float = Field(ge=0)
+    threshold: float = Field(ge=0)
+    summary: str = Field(min_length=1, max_length=500)
+    features: dict[str, float] = {}
+    evidence: list[str] = Field(default=[], max_length=1000)
+    detector: AlertDetector
+    raisedAt: str
+
+    @field_validator("subjects")
+    @classmethod
+    def _subjects(cls, v: list[str]) -> list[str]:
+        for a in v:
+            _address_or_none(a)
+        return v
+
+    @field_validator("evidence")
+    @classmethod
+    def _evidence(cls, v: list[str]) -> list[str]:
+        for h in v:
+            if not _TX_HASH.fullmatch(h):
+                raise ValueError("evidence must be transaction hashes: 0x and 32 bytes of lowercase hex")
+        return v
+
+
 DATASET = PREDICATE_NAMESPACE + "dataset/v1"
 MODEL = PREDICATE_NAMESPACE + "model/v1"
 EVALUATION = PREDICATE_NAMESPACE + "evaluation/v1"
@@ -343,6 +389,7 @@ ACCESS = PREDICATE_NAMESPACE + "access/v1"
 MARKET = PREDICATE_NAMESPACE + "market/v1"
 FEDERATION = PREDICATE_NAMESPACE + "federation/v1"
 GOVERNANCE = PREDICATE_NAMESPACE + "governance/v1"
+ALERT = PREDICATE_NAMESPACE + "alert/v1"
 
 _PREDICATES: dict[str, type[BaseModel]] = {
     DATASET: DatasetV1,
@@ -354,6 +401,7 @@ _PREDICATES: dict[str, type[BaseModel]] = {
     MARKET: MarketV1,
     FEDERATION: FederationV1,
     GOVERNANCE: GovernanceV1,
+    ALERT: AlertV1,
 }
 
 
