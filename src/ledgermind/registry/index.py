@@ -136,6 +136,23 @@ class RegistryIndex:
             "SELECT log_index, predicate_type, signer FROM statements WHERE subject = ? ORDER BY log_index", (digest,)
         )
 
+    def statements(self, predicate_type: str | None = None, subject: str | None = None, signer: str | None = None,
+                   start: int = 0, limit: int = 100, descending: bool = False) -> list[tuple[int, str, str, str]]:
+        """(log index, predicate type, subject digest, signer) of indexed statements matching every filter given,
+        from log index ``start`` on (down from it when ``descending``), at most ``limit``."""
+        where, args = ["log_index " + ("<=" if descending else ">=") + " ?"], [start]
+        for column, value in (("predicate_type", predicate_type), ("subject", subject)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                args.append(value)
+        if signer is not None:
+            where.append("lower(signer) = lower(?)")
+            args.append(signer)
+        order = "DESC" if descending else ""
+        return list(self.db.execute(
+            f"SELECT log_index, predicate_type, subject, signer FROM statements WHERE {' AND '.join(where)} "
+            f"ORDER BY log_index {order} LIMIT ?", (*args, limit)))
+
     def resolve(self, ref: str) -> AssetRow:
         """Find an asset by digest (with or without ``sha256:``), unique digest prefix (>= 6 hex), or name.
 
