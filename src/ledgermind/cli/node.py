@@ -19,7 +19,9 @@ from ledgermind.errors import LedgermindError
 ANCHOR_TICK_MAX = 10.0
 
 
-def _anchor_loop(settings: Settings, url: str, stop: threading.Event, report: Callable[[str], None]) -> None:
+def anchor_loop(settings: Settings, url: str | None, stop: threading.Event, report: Callable[[str], None]) -> None:
+    """Until ``stop`` is set, anchor the home's log when the policy says so, through the chain at ``url`` (None:
+    the home's configured chain); ``report`` gets one line per anchor sent or queued."""
     from ledgermind.client import Client
 
     tick = min(settings.anchor_every_seconds, ANCHOR_TICK_MAX)
@@ -28,7 +30,7 @@ def _anchor_loop(settings: Settings, url: str, stop: threading.Event, report: Ca
         if not settings.log_path.exists() or Keystore(settings.keystore_dir).default() is None:
             continue
         try:
-            with Client(settings=dataclasses.replace(settings, rpc_url=url)) as client:
+            with Client(settings=dataclasses.replace(settings, rpc_url=url or settings.rpc_url)) as client:
                 note = client.maybe_anchor()
         except LedgermindError as e:
             note = {"queued": True, "reason": str(e)}
@@ -60,7 +62,7 @@ def run_node(
             signal.signal(sig, shutdown)
         announce(node.url)
         if settings.auto_anchor:
-            threading.Thread(target=_anchor_loop, args=(settings, node.url, stop, report), daemon=True).start()
+            threading.Thread(target=anchor_loop, args=(settings, node.url, stop, report), daemon=True).start()
         try:
             node.wait()
         finally:
