@@ -19,7 +19,6 @@ from ledgermind import __version__
 from ledgermind.cli.common import JsonOpt, after_write, client_of
 from ledgermind.cli.federated import fed_app
 from ledgermind.cli.governance import gov_app
-from ledgermind.cli.guard import alerts_app, guard_app
 from ledgermind.cli.market import balance, market_app
 from ledgermind.cli.serving import channel_app, download, infer, providers, receipt_app, serve, settle
 from ledgermind.cli.up import up_command
@@ -506,8 +505,6 @@ app.add_typer(receipt_app, name="receipt")
 app.add_typer(channel_app, name="channel")
 app.add_typer(fed_app, name="fed")
 app.add_typer(gov_app, name="gov")
-app.add_typer(guard_app, name="guard")
-app.add_typer(alerts_app, name="alerts")
 
 
 def main() -> None:
