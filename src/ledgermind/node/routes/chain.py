@@ -18,7 +18,6 @@ from ledgermind.statements import FEDERATION, GOVERNANCE, MARKET
 router = APIRouter()
 ERRORS: dict[int | str, dict[str, Any]] = {404: {"model": m.Error}, 503: {"model": m.Error}}
 SALES = {"buy-access", "buy-licence", "buy-asset", "dispense"}
-Id = Path(ge=1, le=2**62)
 
 
 def _all(client: Any, predicate: str, keep: Any, limit: int = 10_000) -> list[dict[str, Any]]:
@@ -57,7 +56,7 @@ async def federations(request: Request) -> list[dict[str, Any]]:
 
 
 @router.get("/v1/federations/{task_id}", response_model=m.FederationDetail, responses=ERRORS, tags=["federations"])
-async def federation(request: Request, task_id: int = Id) -> dict[str, Any]:
+async def federation(request: Request, task_id: int = Path(ge=1, le=2**62)) -> dict[str, Any]:
     """A task: its state on chain (participants with stakes and rewards owed, rounds with rewarded and slashed
     amounts) and its statements (each round's scores, contributions, flags and why)."""
     def read(w: Worker) -> dict[str, Any]:
@@ -83,7 +82,7 @@ async def governance(request: Request) -> dict[str, Any]:
 
 @router.get("/v1/governance/proposals/{proposal_id}", response_model=m.ProposalDetail, responses=ERRORS,
             tags=["governance"])
-async def proposal(request: Request, proposal_id: int = Id) -> dict[str, Any]:
+async def proposal(request: Request, proposal_id: int = Path(ge=1, le=2**62)) -> dict[str, Any]:
     """A proposal as the contract holds it, and the governance/v1 statements of its proposal, votes, execution."""
     def read(w: Worker) -> dict[str, Any]:
         from ledgermind.governance.service import contract_of

@@ -17,7 +17,6 @@ from ledgermind.statements import INFERENCE_RECEIPT
 
 router = APIRouter()
 ERRORS: dict[int | str, dict[str, Any]] = {404: {"model": m.Error}, 400: {"model": m.Error}, 503: {"model": m.Error}}
-Limit = Query(100, ge=1, le=MAX_PAGE)
 
 
 @router.get("/healthz", response_model=m.Health, tags=["node"])
@@ -38,7 +37,7 @@ async def node(request: Request) -> dict[str, Any]:
 # ---------------------------------------------------------------------- assets
 @router.get("/v1/assets", response_model=m.AssetPage, tags=["assets"])
 async def assets(request: Request, kind: Literal["dataset", "model"] | None = None, offset: int = Query(0, ge=0),
-                 limit: int = Limit) -> dict[str, Any]:
+                 limit: int = Query(100, ge=1, le=MAX_PAGE)) -> dict[str, Any]:
     """Registered datasets and models, in log order."""
     rows = await state_of(request).reads.run(lambda w: w.client.assets(kind))
     return {"total": len(rows), "items": rows[offset: offset + limit]}
@@ -95,7 +94,7 @@ async def checkpoint(request: Request) -> dict[str, Any]:
 
 
 @router.get("/v1/log/entries", response_model=m.EntryPage, tags=["log"])
-async def entries(request: Request, start: int | None = Query(None, ge=0, le=2**62), limit: int = Limit,
+async def entries(request: Request, start: int | None = Query(None, ge=0, le=2**62), limit: int = Query(100, ge=1, le=MAX_PAGE),
                   order: Literal["asc", "desc"] = "asc", statements: bool = False) -> dict[str, Any]:
     """A page of entries: from ``start`` up (``asc``, default from 0) or down (``desc``, default from the
     newest). ``statements=true`` includes each statement."""
@@ -173,7 +172,7 @@ async def list_statements(
     predicate: str | None = Query(None, max_length=200, description="Full URI or short form, e.g. alert/v1"),
     subject: str | None = Query(None, pattern="^[0-9a-f]{64}$", description="SHA-256 of the first subject"),
     signer: str | None = Query(None, pattern="^0x[0-9a-fA-F]{40}$"),
-    start: int | None = Query(None, ge=0, le=2**62), limit: int = Limit,
+    start: int | None = Query(None, ge=0, le=2**62), limit: int = Query(100, ge=1, le=MAX_PAGE),
     order: Literal["asc", "desc"] = "asc",
 ) -> list[dict[str, Any]]:
     """Statements filtered by predicate type, subject and signer, with their content: e.g. guard alerts
@@ -186,7 +185,7 @@ async def list_statements(
 
 
 @router.get("/v1/receipts", response_model=list[m.EntrySummary], tags=["channels"])
-async def receipts(request: Request, start: int = Query(0, ge=0, le=2**62), limit: int = Limit) -> list[dict[str, Any]]:
+async def receipts(request: Request, start: int = Query(0, ge=0, le=2**62), limit: int = Query(100, ge=1, le=MAX_PAGE)) -> list[dict[str, Any]]:
     """Inference receipts in this home's log (this node's own paid answers, as a provider)."""
     return await state_of(request).reads.run(
         lambda w: statements(w.client, predicate=INFERENCE_RECEIPT, start=start, limit=limit))
