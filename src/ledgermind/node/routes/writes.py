@@ -50,7 +50,9 @@ async def signer_of(request: Request) -> str:
     """The verified signer of this request (its nonce now spent). Raises Refused(401)."""
     state = state_of(request)
     body = await request.body()
-    headers, method, path = request.headers, request.method, request.scope["path"]
+    # the path as sent (percent-encoded), which is what the client signed
+    path = request.scope.get("raw_path", b"").decode("latin-1") or request.scope["path"]
+    headers, method = request.headers, request.method
     return await state.writes.run(lambda w: verify_request(
         headers, method, path, body, chain_id=state.chain_id, node=state.origin, nonces=_nonces(w)))
 
