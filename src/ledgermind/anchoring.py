@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -77,11 +78,13 @@ class Anchor:
 
 
 class AnchorQueue:
-    """Queued and completed anchors, per chain id."""
+    """Queued and completed anchors, per chain id. Usable from any thread: a provider serving from a thread
+    pool anchors from whichever thread appended last."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
-        self.db = open_db(self.path, _SCHEMA, "anchor queue")
+        self.db = open_db(self.path, _SCHEMA, "anchor queue", any_thread=True)
+        self._transaction = threading.Lock()  # one BEGIN ... COMMIT at a time on the shared connection
 
     def close(self) -> None:
         self.db.close()
@@ -122,17 +125,18 @@ class AnchorQueue:
         return row[0] or 0.0
 
     def mark_anchored(self, a: Anchor, contract: str, tx_hash: str, block_number: int, block_hash: str) -> None:
-        self.db.execute("BEGIN IMMEDIATE")
-        self.db.execute(
-            "UPDATE anchors SET status = 'anchored', contract = ?, tx_hash = ?, block_number = ?, block_hash = ?, "
-            "attempts = attempts + 1, last_error = NULL, anchored_at = ? WHERE chain_id = ? AND tree_size = ?",
-            (contract, tx_hash, block_number, block_hash, time.time(), a.chain_id, a.tree_size),
-        )
-        self.db.execute(
-            "UPDATE anchors SET status = 'superseded' WHERE chain_id = ? AND status = 'pending' AND tree_size < ?",
-            (a.chain_id, a.tree_size),
-        )
-        self.db.execute("COMMIT")
+        with self._transaction:
+            self.db.execute("BEGIN IMMEDIATE")
+            self.db.execute(
+                "UPDATE anchors SET status = 'anchored', contract = ?, tx_hash = ?, block_number = ?, block_hash = ?, "
+                "attempts = attempts + 1, last_error = NULL, anchored_at = ? WHERE chain_id = ? AND tree_size = ?",
+                (contract, tx_hash, block_number, block_hash, time.time(), a.chain_id, a.tree_size),
+            )
+            self.db.execute(
+                "UPDATE anchors SET status = 'superseded' WHERE chain_id = ? AND status = 'pending' AND tree_size < ?",
+                (a.chain_id, a.tree_size),
+            )
+            self.db.execute("COMMIT")
 
     def mark_failed(self, a: Anchor, error: str) -> None:
         delay = min(BACKOFF_MAX, BACKOFF_FIRST * 2 ** a.attempts)

@@ -855,6 +855,61 @@ class Client:
         finally:
             payer.book.close()
 
+    def open_channel(self, recipient: str, deposit: int, *, token: str | None = None,
+                     duration: int = 24 * 3600) -> dict[str, Any]:
+        """Open a payment channel from the acting account to ``recipient`` holding ``deposit`` (in ``token``:
+        "native" by default, "demo" or an ERC-20 address) for ``duration`` seconds, for payments that are not
+        inference requests (e.g. energy delivered between neighbours): ``pay`` then signs vouchers on it.
+        It is kept in this home's channel book like the channels ``infer`` opens. Raises ChainError."""
+        from web3 import Web3
+
+        token_address = self.market().token_address(token)
+        payer = self._payer()
+        try:
+            channel = payer.open(Web3.to_checksum_address(recipient), deposit, token=token_address, duration=duration)
+        finally:
+            payer.book.close()
+        return {"channelId": "0x" + channel.channel_id.hex(), "sender": payer.account.address,
+                "recipient": channel.recipient, "token": channel.token, "deposit": str(channel.deposit),
+                "expiry": channel.expiry}
+
+    def pay(self, recipient: str, amount: int) -> dict[str, Any]:
+        """Sign a voucher paying ``recipient`` ``amount`` more through the acting account's open channel to it
+        (the one with most left). Vouchers are cumulative: the returned one (JSON, with chain id and contract)
+        is for everything paid on the channel so far, recorded in the channel book before it is returned; the
+        recipient redeems the latest with ``redeem``. Raises NotFoundError (no usable channel to
+        ``recipient``), InvalidInputError (the deposit left does not cover ``amount``)."""
+        if amount <= 0:
+            raise InvalidInputError(f"a payment must be positive, got {amount}")
+        payer = self._payer()
+        try:
+            channel = payer.usable(min_seconds_left=60).get(recipient.lower())
+            if channel is None:
+                raise NotFoundError(f"no open channel from {payer.account.address} to {recipient}: open_channel first")
+            voucher = channel.pay(amount)
+        finally:
+            payer.book.close()
+        return {**voucher.to_json(), "chainId": payer.contract.chain_id, "contract": payer.contract.address}
+
+    def redeem(self, voucher: dict[str, Any]) -> dict[str, Any]:
+        """As the recipient of a channel, redeem a voucher from ``pay`` on chain (the latest one redeems all
+        the earlier ones); ``withdraw`` then collects. Raises InvalidInputError (malformed, or for another chain
+        or contract), ChainError (the contract's reason: not the recipient, bad signature, nothing new)."""
+        from ledgermind.inference.channels import PaymentChannels
+        from ledgermind.market.eip712 import Voucher
+
+        chain = self.chain()
+        contract = PaymentChannels(chain, self._deployed(chain, self.account(), "PaymentChannels").address)
+        parsed = Voucher.from_json(voucher)
+        if voucher.get("chainId", chain.chain_id) != chain.chain_id or \
+                str(voucher.get("contract", contract.address)).lower() != contract.address.lower():
+            raise InvalidInputError(f"the voucher is for contract {voucher.get('contract')} on chain "
+                                    f"{voucher.get('chainId')}, not {contract.address} on chain {chain.chain_id}")
+        before = contract.channel(parsed.channel_id).paid
+        receipt = contract.settle(self.account(), parsed)
+        return {"channelId": "0x" + parsed.channel_id.hex(), "amount": str(parsed.amount - before),
+                "total": str(parsed.amount), "txHash": receipt.tx_hash}
+
     def reclaim(self) -> list[dict[str, Any]]:
         """Close every expired channel of the acting account and collect what its provider did not redeem."""
         payer = self._payer()
