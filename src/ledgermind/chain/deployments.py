@@ -8,8 +8,9 @@ What is deployed, in order (a contract's constructor takes the addresses of thos
 AnchorRegistry, AssetRegistry, AccessToken (an ERC-5202 blueprint, never called itself),
 AccessTokenFactory(AssetRegistry, AccessToken), Marketplace(AssetRegistry, AccessTokenFactory),
 PaymentChannels, ProviderRegistry(AssetRegistry), PaymentToken (the demo ERC-20, minted by its deployer),
-Federation and Governance(AssetRegistry). The Marketplace's governance gate stays off until its owner turns it on
-(``ledgermind gov enable``).
+Federation, Governance(AssetRegistry), AIOracle(PaymentToken) and Insurance(AIOracle). The Marketplace's governance
+gate stays off until its owner turns it on (``ledgermind gov enable``). The deployer is the AIOracle's first
+resolver and the Insurance's insurer.
 """
 
 from __future__ import annotations
@@ -43,8 +44,13 @@ CONSTRUCTOR_ARGS: dict[str, tuple[str, ...]] = {
     "PaymentToken": (),
     "Federation": (),
     "Governance": ("AssetRegistry",),
+    "AIOracle": ("PaymentToken",),
+    "Insurance": ("AIOracle",),
 }
-EXTRA_ARGS: dict[str, tuple[int, ...]] = {"Governance": GOVERNANCE_DEFAULTS}  # after the addresses
+#: The AIOracle a deployment starts with: an hour to answer, a day to dispute, three days to rule, and a dispute
+#: bond of 10 tokens (18 decimals). The resolver changes the windows with ``ledgermind oracle windows``.
+ORACLE_DEFAULTS = (3_600, 86_400, 3 * 86_400, 10 * 10**18)  # response, dispute, resolution (s), dispute bond
+EXTRA_ARGS: dict[str, tuple[int, ...]] = {"Governance": GOVERNANCE_DEFAULTS, "AIOracle": ORACLE_DEFAULTS}
 CONTRACTS = tuple(CONSTRUCTOR_ARGS)
 BLUEPRINTS = ("AccessToken",)  # deployed as ERC-5202 blueprints: code to copy, not to call
 DEPLOY_GAS = 8_000_000

@@ -31,6 +31,8 @@ CONTRACTS: tuple[str, ...] = (
     "Marketplace",
     "Federation",
     "Governance",
+    "AIOracle",
+    "Insurance",
 )
 
 #: Contracts deployed as ERC-5202 blueprints (their artifact also has ``blueprintBytecode``): AccessToken, which

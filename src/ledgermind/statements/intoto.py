@@ -380,6 +380,75 @@ class AlertV1(_Strict):
         return v
 
 
+ORACLE_ACTIONS = ("register", "request", "decision", "dispute", "resolution", "finalize", "withdraw", "windows",
+                  "fund", "product", "buy", "claim", "settle")
+_INT256 = 2**255
+
+
+class OracleV1(_Strict):
+    """One step of the AI oracle or of a consumer contract built on it (the Insurance example), signed by the
+    account that took it. ``request`` carries the input itself (``inputs``), so anyone holding the log can re-run
+    the model; ``decision`` is the oracle's answer (its log index is the receipt index the chain commits to);
+    ``dispute`` a challenger's claim; ``resolution`` the resolver's re-run and verdict. The insurance actions
+    (``fund``, ``product``, ``buy``, ``claim``, ``settle``, ``withdraw`` on the consumer) name the consumer
+    contract in ``contract``. The full output of a model never needs to be here: ``output`` is the SHA-256 of its
+    canonical JSON."""
+
+    action: Literal[ORACLE_ACTIONS]  # type: ignore[valid-type]
+    account: str
+    chainId: int = Field(ge=0)
+    contract: str
+    time: str
+    txHash: str | None = None
+    requestId: int | None = Field(default=None, ge=1)
+    oracle: str | None = None
+    model: str | None = None
+    input: str | None = None
+    inputs: Any = None
+    output: str | None = None
+    decision: int | None = Field(default=None, ge=-_INT256, lt=_INT256)
+    logId: str | None = None
+    claimedOutput: str | None = None
+    claimedDecision: int | None = Field(default=None, ge=-_INT256, lt=_INT256)
+    overturned: bool | None = None
+    models: list[str] | None = None
+    windows: dict[str, int] | None = None
+    fee: str | None = None
+    stake: str | None = None
+    bond: str | None = None
+    amount: str | None = None
+    productId: int | None = Field(default=None, ge=1)
+    policyId: int | None = Field(default=None, ge=1)
+    premium: str | None = None
+    coverage: str | None = None
+    duration: int | None = Field(default=None, ge=1)
+    approved: bool | None = None
+    payout: str | None = None
+
+    _a = field_validator("account", "contract", "oracle")(classmethod(lambda cls, v: _address_or_none(v)))
+    _u = field_validator("fee", "stake", "bond", "amount", "premium", "coverage", "payout")(
+        classmethod(lambda cls, v: _uint256_or_none(v)))
+
+    @field_validator("model", "input", "output", "logId", "claimedOutput")
+    @classmethod
+    def _digests(cls, v: str | None) -> str | None:
+        return None if v is None else _check_digest(v)
+
+    @field_validator("models")
+    @classmethod
+    def _model_list(cls, v: list[str] | None) -> list[str] | None:
+        for d in v or []:
+            _check_digest(d)
+        return v
+
+    @field_validator("txHash")
+    @classmethod
+    def _tx(cls, v: str | None) -> str | None:
+        if v is not None and not _TX_HASH.fullmatch(v):
+            raise ValueError("must be 0x and 32 bytes of lowercase hex")
+        return v
+
+
 DATASET = PREDICATE_NAMESPACE + "dataset/v1"
 MODEL = PREDICATE_NAMESPACE + "model/v1"
 EVALUATION = PREDICATE_NAMESPACE + "evaluation/v1"
@@ -390,6 +459,7 @@ MARKET = PREDICATE_NAMESPACE + "market/v1"
 FEDERATION = PREDICATE_NAMESPACE + "federation/v1"
 GOVERNANCE = PREDICATE_NAMESPACE + "governance/v1"
 ALERT = PREDICATE_NAMESPACE + "alert/v1"
+ORACLE = PREDICATE_NAMESPACE + "oracle/v1"
 
 _PREDICATES: dict[str, type[BaseModel]] = {
     DATASET: DatasetV1,
@@ -402,6 +472,7 @@ _PREDICATES: dict[str, type[BaseModel]] = {
     FEDERATION: FederationV1,
     GOVERNANCE: GovernanceV1,
     ALERT: AlertV1,
+    ORACLE: OracleV1,
 }
 
 
