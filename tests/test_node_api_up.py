@@ -19,7 +19,7 @@ from ledgermind.node.signing import NodeSession, event_envelope
 
 from .conftest import CLI
 
-pytestmark = pytest.mark.chain
+pytestmark = [pytest.mark.chain, pytest.mark.slow]
 
 
 def _start(home) -> tuple[subprocess.Popen[str], str, str]:

@@ -9,6 +9,7 @@ client got wrong, 503 when the chain or the disk is unavailable, 500 only for a 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -134,6 +135,8 @@ def create_app(settings: Settings, options: NodeOptions | None = None) -> FastAP
     from ledgermind.node.routes import chain as chain_routes, log as log_routes, writes as write_routes
 
     options = options or NodeOptions()
+    # anchoring runs on its own schedule beside the API (``ledgermind up``), not after each request's write
+    settings = dataclasses.replace(settings, auto_anchor=False)
     chain_id, origin, public_key = _node_facts(settings)
 
     @contextlib.asynccontextmanager
