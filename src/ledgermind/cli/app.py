@@ -20,6 +20,7 @@ from ledgermind.cli.common import JsonOpt, after_write, client_of
 from ledgermind.cli.federated import fed_app
 from ledgermind.cli.governance import gov_app
 from ledgermind.cli.market import balance, market_app
+from ledgermind.cli.oracle import insurance_app, oracle_app
 from ledgermind.cli.serving import channel_app, download, infer, providers, receipt_app, serve, settle
 from ledgermind.cli.up import up_command
 from ledgermind.cli.output import emit_json, err, hashing_progress, lineage_tree, out, print_report
@@ -505,6 +506,8 @@ app.add_typer(receipt_app, name="receipt")
 app.add_typer(channel_app, name="channel")
 app.add_typer(fed_app, name="fed")
 app.add_typer(gov_app, name="gov")
+app.add_typer(oracle_app, name="oracle")
+app.add_typer(insurance_app, name="insurance")
 
 
 def main() -> None:
