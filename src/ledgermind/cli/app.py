@@ -19,6 +19,7 @@ from ledgermind import __version__
 from ledgermind.cli.common import JsonOpt, after_write, client_of
 from ledgermind.cli.federated import fed_app
 from ledgermind.cli.governance import gov_app
+from ledgermind.cli.guard import alerts_app, guard_app
 from ledgermind.cli.market import balance, market_app
 from ledgermind.cli.oracle import insurance_app, oracle_app
 from ledgermind.cli.serving import channel_app, download, infer, providers, receipt_app, serve, settle
@@ -508,6 +509,8 @@ app.add_typer(fed_app, name="fed")
 app.add_typer(gov_app, name="gov")
 app.add_typer(oracle_app, name="oracle")
 app.add_typer(insurance_app, name="insurance")
+app.add_typer(guard_app, name="guard")
+app.add_typer(alerts_app, name="alerts")
 
 
 def main() -> None:
