@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -104,9 +105,24 @@ class Client:
         self._anchors: AnchorQueue | None = None
         self.dev_account_created = False
         self.last_anchor: dict[str, Any] | None = None
+        self._shares = False  # resources borrowed from another client (acting_as): not ours to close
 
     # ------------------------------------------------------------------ lifecycle
+    def acting_as(self, account: str) -> Client:
+        """This home acting as another of its accounts (unlocked with the same password), sharing this client's
+        open log, index and chain connection: an embedded chain is opened by one client at a time. Closing the
+        result releases nothing shared; close this client last. Raises NotFoundError for an unknown account."""
+        other = Client(settings=dataclasses.replace(self.settings, account=account))
+        other.account()  # fails now for an account this home does not hold
+        other._store, other._ledger, other._registry = self._log(write=True), self.ledger, self.registry
+        other._cache, other._chain, other._anchors = self.cache, self.chain(), self.anchor_queue
+        other._shares = True
+        return other
+
     def close(self) -> None:
+        if self._shares:
+            self._store = self._ledger = self._registry = self._cache = self._chain = self._anchors = None
+            return
         for closer in (self._ledger, self._store, self._cache, self._chain, self._anchors):
             if closer is not None:
                 closer.close()

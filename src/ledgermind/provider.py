@@ -46,6 +46,15 @@ class Provider:
             self._store.close()
 
 
+def _computed_by(client: Client, ref: str) -> Any:
+    """The function that computes a model whose file holds parameters only, when ledgermind trained it (a
+    federation's final model); None for self-contained model files."""
+    from ledgermind.federated.service import model_function
+
+    row = client.registry.resolve(ref, "model")
+    return model_function(client.ledger.read(row.log_index).statement.predicate)
+
+
 def build_provider(
     client: Client,
     models: list[tuple[str, str | os.PathLike[str] | None]],
@@ -73,7 +82,7 @@ def build_provider(
 
     market = client.market()  # deploys the contracts first on the embedded chain
     pay_in = market.token_address(token)
-    offers = [Offer(load_registered(client, ref, path), price) for ref, path in models]
+    offers = [Offer(load_registered(client, ref, path, fn=_computed_by(client, ref)), price) for ref, path in models]
     gate = market.governance()
     if gate is not None:  # the consortium decides what may be deployed: refuse models built on unapproved data
         from ledgermind.governance.onchain import GovernanceContract

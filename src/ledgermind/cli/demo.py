@@ -1,20 +1,23 @@
-"""``ledgermind demo``: the provenance story in one narrated run on the local ledger.
+"""``ledgermind demo``: the whole system in one narrated run on the embedded chain.
 
-A hospital registers a patient dataset, trains a small model on it (plain Python logistic regression,
-so the demo needs nothing beyond the core install), registers the model with its lineage, mints both
-as tokens and anchors the log on the (embedded) chain, verifies the model, shows that a tampered copy
-fails, and verifies an exported bundle offline.
+Five hospitals register their share of scikit-learn's breast-cancer data (quality-checked at registration), the
+consortium's governance approves the datasets, a federated training runs with one poisoner that is flagged and
+slashed, the hospitals collect their rewards, the model is registered with its lineage, minted and listed with
+the hospitals sharing each sale, a buyer pays per request through a payment channel and gets signed receipts,
+and everything is verified against the log and the chain at the end (a tampered copy fails; an exported bundle
+verifies offline). The home is left as it is, to browse.
+
+Every actor has its own account in the home's keystore and signs its own statements and transactions.
 """
 
 from __future__ import annotations
 
 import csv
-import json
-import math
-import random
 import shutil
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from rich.markup import escape
 from rich.panel import Panel
@@ -23,133 +26,208 @@ from rich.table import Table
 from ledgermind.cli.output import lineage_tree, out, print_report
 from ledgermind.client import Client
 
+TOKEN = 10**18
+HOSPITALS = 5
+ROUNDS = 3
+PAID_REQUESTS = 10
+PRICE_PER_ROW = 10**15  # 0.001 LMPAY
+
+
+@dataclass
+class Outcome:
+    """What the summary table shows: one row per step, and whether it came out as it should."""
+
+    rows: list[tuple[str, str, bool]] = field(default_factory=list)
+
+    def add(self, step: str, result: str, ok: bool = True) -> None:
+        self.rows.append((step, result, ok))
+
+    @property
+    def ok(self) -> bool:
+        return all(ok for _, _, ok in self.rows)
+
+
+_T0 = [time.perf_counter()]
+
 
 def _step(n: int, text: str) -> None:
-    out.print(f"\n[bold cyan]{n}.[/] [bold]{text}[/]")
+    out.print(f"\n[bold cyan]{n}.[/] [bold]{text}[/] [dim]({time.perf_counter() - _T0[0]:.1f} s)[/]")
 
 
-def make_dataset(path: Path, rows: int = 600, seed: int = 7) -> None:
-    """Synthetic patient records: age, blood pressure, cholesterol, glucose -> heart-disease label."""
-    rng = random.Random(seed)
-    with path.open("w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["age", "systolic_bp", "cholesterol", "glucose", "label"])
-        for _ in range(rows):
-            age = rng.randint(25, 85)
-            bp = rng.gauss(120 + 0.4 * (age - 50), 12)
-            chol = rng.gauss(200 + 0.8 * (age - 50), 25)
-            glu = rng.gauss(100, 18)
-            risk = 0.06 * (age - 55) + 0.04 * (bp - 125) + 0.02 * (chol - 210) + 0.03 * (glu - 100)
-            label = int(rng.random() < 1 / (1 + math.exp(-risk)))
-            w.writerow([age, round(bp, 1), round(chol, 1), round(glu, 1), label])
+def _short(address: str) -> str:
+    return f"{address[:8]}…{address[-4:]}"
 
 
-def train_model(data: Path, folder: Path, epochs: int = 60) -> dict[str, float]:
-    """Fit a standardized logistic regression by gradient descent; write weights and config; return metrics."""
-    with data.open() as f:
-        rows = [[float(v) for v in r] for r in list(csv.reader(f))[1:]]
-    xs, ys = [r[:-1] for r in rows], [r[-1] for r in rows]
-    n_features = len(xs[0])
-    mean = [sum(x[j] for x in xs) / len(xs) for j in range(n_features)]
-    std = [math.sqrt(sum((x[j] - mean[j]) ** 2 for x in xs) / len(xs)) or 1.0 for j in range(n_features)]
-    zs = [[(x[j] - mean[j]) / std[j] for j in range(n_features)] for x in xs]
-    split = int(0.8 * len(zs))
-    w, b, lr = [0.0] * n_features, 0.0, 0.5
-    for _ in range(epochs):
-        gw, gb = [0.0] * n_features, 0.0
-        for z, y in zip(zs[:split], ys[:split]):
-            p = 1 / (1 + math.exp(-(sum(wi * zi for wi, zi in zip(w, z)) + b)))
-            for j in range(n_features):
-                gw[j] += (p - y) * z[j]
-            gb += p - y
-        w = [wi - lr * g / split for wi, g in zip(w, gw)]
-        b -= lr * gb / split
-    correct = sum(
-        int((sum(wi * zi for wi, zi in zip(w, z)) + b > 0) == bool(y)) for z, y in zip(zs[split:], ys[split:])
-    )
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "weights.json").write_text(json.dumps({"w": w, "b": b, "mean": mean, "std": std}))
-    (folder / "config.json").write_text(json.dumps({"type": "logistic-regression", "features": n_features, "epochs": epochs}))
-    return {"accuracy": round(correct / (len(zs) - split), 4)}
+def _tokens(wei: int | str) -> str:
+    return f"{int(wei) / TOKEN:,.3f} LMPAY"
+
+
+def _rows(path: str, n: int) -> list[list[float]]:
+    """The first ``n`` feature rows of a party data file (its last column is the label)."""
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))[1 : n + 1]
+    return [[float(v) for v in r[:-1]] for r in rows]
 
 
 def run_demo(client: Client, workdir: Path | None = None) -> bool:
-    """Run the narrated demo; return True if every expected outcome happened."""
-    started = time.perf_counter()
-    work = (workdir or client.settings.home / "demo").expanduser()
+    """Run the narrated demo in ``client``'s home; return True if every step came out as it should.
+
+    Raises LedgermindError if a step fails outright (the CLI prints its one-line reason)."""
+    started = _T0[0] = time.perf_counter()
+    home = client.settings.home
+    work = (workdir or home / "demo").expanduser()
     if work.exists():
         shutil.rmtree(work)
     work.mkdir(parents=True)
+    result = Outcome()
     out.print(Panel.fit(
-        f"ledgermind demo: provenance of a model back to its data\nledger home: {escape(str(client.settings.home))}",
+        "ledgermind demo: five hospitals train a model together, sell it, serve it for micropayments,\n"
+        f"and anyone verifies it back to their data\nledger home: {escape(str(home))}",
         border_style="cyan",
     ))
 
-    _step(1, "A hospital prepares a patient dataset")
-    data = work / "patients.csv"
-    make_dataset(data)
-    out.print(f"wrote {escape(str(data))} (600 synthetic records)")
+    def as_(address: str) -> Client:
+        return client.acting_as(address)
 
-    _step(2, "It registers the dataset: fingerprint, signed statement, appended to the log")
-    ds = client.register_dataset(
-        data, name="patients-2026", licence="CC-BY-4.0", source="St. Example Hospital", consent=True, contains_pii=False
-    )
-    out.print(f"dataset id [cyan]{ds.digest}[/] at log index {ds.log_index}, signed by {ds.signer}")
+    # ------------------------------------------------------------------ 1. accounts
+    _step(1, "The consortium: a coordinator, five hospitals and a buyer, each with its own key")
+    coordinator = client.account().address
+    client.deploy()  # idempotent: the embedded chain is ours to deploy on
+    hospitals = [client.new_account() for _ in range(HOSPITALS)]
+    buyer = client.new_account()
+    client.faucet(amount=1_000 * TOKEN)
+    for who in (*hospitals, buyer):
+        client.faucet(who, amount=50 * TOKEN)
+    client.deploy(grant=hospitals)  # hospitals may mint their own datasets
+    out.print(f"coordinator {_short(coordinator)}; hospitals {', '.join(_short(h) for h in hospitals)}; "
+              f"buyer {_short(buyer)}; 50 LMPAY each from the demo token's faucet")
 
-    _step(3, "A model is trained on it and registered with its lineage and metrics")
-    model_dir = work / "heart-risk-model"
-    metrics = train_model(data, model_dir)
-    model = client.register_model(
-        model_dir, trained_on=[ds.digest], name="heart-risk", framework="python", format="json",
-        hyperparameters={"epochs": 60, "learning_rate": 0.5}, metrics=metrics, code_rev="demo",
-    )
-    out.print(f"model id [cyan]{model.digest}[/] at log index {model.log_index}, accuracy {metrics['accuracy']}")
-    out.print(lineage_tree(client.lineage(model.digest)))
+    # ------------------------------------------------------------------ 2. data
+    _step(2, "The coordinator opens a federated task; each hospital registers its share of the data")
+    created = client.fed_create(dataset="breast_cancer", parties=HOSPITALS, rounds=ROUNDS, reward_pool=300 * TOKEN,
+                                min_stake=10 * TOKEN, commit_window=600, reveal_window=600)
+    task_id = created["taskId"]
+    datasets: list[dict[str, Any]] = []
+    table = Table(box=None)
+    for col in ("hospital", "dataset", "rows", "missing", "duplicates", "label balance", "PII found"):
+        table.add_column(col)
+    for who, path in zip(hospitals, created["partyFiles"]):
+        with as_(who) as h:
+            joined = h.fed_join(task_id, path)
+            h.mint(joined["dataset"])  # on chain as its hospital's ERC-721, so governance can rule on it
+            quality = h.show(joined["dataset"])["statement"]["predicate"].get("quality") or {}
+        t = (quality.get("tables") or [{}])[0]
+        datasets.append({"account": who, "id": joined["dataset"], "path": path})
+        pii = sorted({k for kinds in t.get("pii", {}).values() for k in kinds})
+        classes = (t.get("label") or {}).get("classes") or {}
+        table.add_row(_short(who), joined["dataset"][:12], str(t.get("rows", "?")),
+                      str(sum(c["missing"] for c in t.get("columns", []))), str(t.get("duplicates", "?")),
+                      " / ".join(f"{k}:{v}" for k, v in classes.items()) or "-", ", ".join(pii) or "none")
+    out.print(table)
+    out.print(f"task {task_id}: {ROUNDS} rounds, reward pool 300 LMPAY, stake 10 LMPAY per hospital")
+    result.add("hospitals registered quality-checked data", f"{len(datasets)} datasets")
 
-    _step(4, "Both are minted as ERC-721 tokens with their lineage, and the log is anchored on chain")
-    chain = client.chain()
-    client.deploy()  # idempotent; the embedded chain is ours to deploy on
-    owned = {t["id"] for t in client.owned()}
-    for asset in (ds, model):  # a second demo run finds them minted already
-        if asset.digest not in owned:
-            client.mint(asset.digest)
+    # ------------------------------------------------------------------ 3. governance
+    _step(3, "Governance approves the five datasets; from now on the market refuses models built on anything else")
+    client.gov_gate(True)
+    for d in datasets:
+        decided = client.gov_decide("approve-dataset", d["id"])
+        out.print(f"proposal {decided['proposal_id']}: approve dataset {d['id'][:12]} -> {decided['status']}")
+    approved = all(client.gov_status(d["id"])["dataset"] for d in datasets)
+    result.add("governance approved the datasets", "5 of 5 executed" if approved else "not all", approved)
+
+    # ------------------------------------------------------------------ 4. training
+    poisoner = hospitals[1]
+    _step(4, f"Federated training, {ROUNDS} rounds; hospital {_short(poisoner)} poisons its updates (x10 scaling)")
+
+    def on_round(r: dict[str, Any]) -> None:
+        flags = ", ".join(f"{_short(a)} ({escape(why.split(':')[0])})" for a, why in r["flags"].items()) or "none"
+        out.print(f"round {r['round']}: validation accuracy {r['validationAccuracy']:.3f}; flagged: {flags}")
+
+    trained = client.fed_run(task_id, attacks={poisoner: "scale"}, on_round=on_round)
+    status = client.fed_status(task_id)
+    states = {p["account"]: p["state"] for p in status["participants"]}
+    owed = {p["account"]: int(p["withdrawable"]) for p in status["participants"]}
+    slashed = states.get(poisoner) == "slashed" and owed.get(poisoner, 1) == 0
+    accuracy = trained["rounds"][-1]["validationAccuracy"]
+    result.add("poisoner detected and slashed", f"{_short(poisoner)}: {states.get(poisoner)}", slashed)
+    result.add("federated model accuracy", f"{accuracy:.3f} on the validation set", accuracy > 0.9)
+
+    # ------------------------------------------------------------------ 5. rewards
+    _step(5, "Hospitals claim their rewards (pull payments): stake back plus a share by contribution")
+    paid_total = 0
+    for who in hospitals:
+        with as_(who) as h:
+            claim = h.fed_claim(task_id)
+        paid_total += int(claim["paid"])
+        out.print(f"{_short(who)} collected {_tokens(claim['paid'])}")
+    result.add("rewards paid by contribution", f"{_tokens(paid_total)} to 5 hospitals, slashed stake kept")
+
+    # ------------------------------------------------------------------ 6. model on the market
+    model = trained["model"]
+    _step(6, "The model is registered with its lineage, minted, and listed; every sale pays the hospitals too")
+    out.print(lineage_tree(client.lineage(model["id"])))
+    client.mint(model["id"])
+    listed = client.sell(model["id"], price=5 * TOKEN, token="demo", lineage_bps=5_000)
+    contributors = listed[-1].get("contributors", [])
+    out.print(f"access tokens at 5 LMPAY each; 50% of every sale split among {len(contributors)} data owners")
+    with as_(buyer) as b:
+        b.buy(model["id"], quantity=1)
+    result.add("model minted and sold with lineage shares", f"{len(contributors)} contributors paid per sale",
+               len(contributors) == HOSPITALS)
+
+    # ------------------------------------------------------------------ 7. paid inference
+    _step(7, "The coordinator serves the model; the buyer pays per request through a payment channel")
+    from ledgermind.inference.server import ServerThread
+
+    provider = client.provider([(model["id"], model["path"])], price=PRICE_PER_ROW, token="demo", datasets=False)
+    receipts: list[int] = []
+    try:
+        assert provider.inference is not None
+        with ServerThread(provider.inference) as server, as_(buyer) as b:
+            for row in _rows(datasets[0]["path"], PAID_REQUESTS):
+                answer = b.infer(model["id"], [row], providers=[server.url], deposit=TOKEN)
+                receipts.append(answer["receipt"]["logIndex"])
+            channels = b.channels()
+    finally:
+        provider.close()
+    check = client.verify_receipt(receipts[-1], model=model["id"])
+    settled = client.settle()
+    out.print(f"{len(receipts)} paid requests, receipts at log indices {receipts[0]}..{receipts[-1]}; "
+              f"last receipt {'verified' if check.ok else 'FAILED'}; channel {channels[0]['channelId'][:12]} "
+              f"settled on chain in {len(settled)} transaction(s)")
+    result.add("paid inferences with signed receipts", f"{len(receipts)} requests, receipt verified", check.ok)
+
+    # ------------------------------------------------------------------ 8. verification
+    _step(8, "Anyone verifies the model against the log and the chain; a tampered copy fails; a bundle verifies "
+             "offline")
     anchored = client.anchor()["anchored"]
-    out.print(f"tokens owned by {model.signer}: {len(client.owned())} on chain {chain.chain_id} ({chain.describe})")
-    out.print(f"tree size {anchored['treeSize']} anchored in {anchored['contract']} (tx {anchored['txHash']})")
-
-    _step(5, "Anyone verifies the model against the log and the chain")
-    good = client.verify(model_dir)
+    model_path = Path(model["path"])
+    good = client.verify(model_path)
     print_report(good.to_json())
-
-    _step(6, "A tampered copy (one byte of the weights changed) fails verification")
-    copy = work / "tampered-model"
-    shutil.copytree(model_dir, copy)
-    weights = (copy / "weights.json").read_bytes()
-    (copy / "weights.json").write_bytes(weights[:-2] + (b"0" if weights[-2:-1] != b"0" else b"1") + weights[-1:])
-    bad = client.verify(copy, expect=model.digest)
-    print_report(bad.to_json())
-
-    _step(7, "The model is exported as a bundle and verified offline, with no access to the log or chain")
-    bundle = client.export_bundle(model.digest, work / "heart-risk.bundle.json")
-    log_key = client.log_info()["publicKey"]  # a verifier pins the log's key it trusts
-    out.print(f"bundle {escape(str(bundle))}; pinned log key {escape(log_key)}")
-    offline = Client.verify_bundle(bundle, model_dir, log_key=log_key)
-    print_report(offline.to_json())
-    offline_bad = Client.verify_bundle(bundle, copy, log_key=log_key)
-    out.print(f"offline check of the tampered copy: [bold red]{'FAILED' if not offline_bad.ok else 'passed?!'}[/]")
-
+    copy = work / "tampered" / model_path.name
+    copy.parent.mkdir()
+    data = bytearray(model_path.read_bytes())
+    data[-10] ^= 1
+    copy.write_bytes(bytes(data))
+    bad = client.verify(copy, expect=model["id"])
+    out.print(f"tampered copy: [bold red]{'FAILED' if not bad.ok else 'passed?!'}[/] ("
+              f"{escape(next((c.detail for c in bad.checks if c.status == 'FAIL'), ''))})")
+    bundle = client.export_bundle(model["id"], work / "federated-model.bundle.json")
+    offline = Client.verify_bundle(bundle, model_path, log_key=client.log_info()["publicKey"])
     fsck = client.fsck()
+    result.add("model verified against log and chain", f"tree size {anchored['treeSize']} anchored", good.ok)
+    result.add("tampered copy rejected", "FAIL (as expected)" if not bad.ok else "PASS (unexpected)", not bad.ok)
+    result.add("offline bundle verify", "PASS" if offline.ok else "FAIL", offline.ok)
+    result.add("log fsck", f"ok, {fsck.size} entries" if fsck.ok else "FAIL", fsck.ok)
+
     table = Table(title="summary", box=None)
     table.add_column("step")
     table.add_column("result")
-    table.add_row("dataset registered", f"log #{ds.log_index}")
-    table.add_row("model registered with lineage", f"log #{model.log_index}")
-    table.add_row("minted and anchored", f"tree size {anchored['treeSize']} on chain {chain.chain_id}")
-    table.add_row("verify original", "PASS" if good.ok else "FAIL")
-    table.add_row("verify tampered copy", "FAIL (as expected)" if not bad.ok else "PASS (unexpected)")
-    table.add_row("offline bundle verify", "PASS" if offline.ok else "FAIL")
-    table.add_row("log fsck", f"ok, {fsck.size} entries" if fsck.ok else "FAIL")
+    for step, text, ok in result.rows:
+        table.add_row(step, text if ok else f"[red]{escape(text)}[/]")
     table.add_row("time", f"{time.perf_counter() - started:.1f} s")
     out.print()
     out.print(table)
-    return good.ok and not bad.ok and offline.ok and not offline_bad.ok and fsck.ok
+    out.print(f"browse it: [bold]ledgermind --home {escape(str(home))} up[/]")
+    return result.ok

@@ -11,6 +11,7 @@ Amounts are in the smallest unit of the task's token (the demo PaymentToken by d
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +21,8 @@ from ledgermind.errors import InvalidInputError, NotFoundError
 from ledgermind.federated.coordinator import Coordinator, Participant, TaskContext, TaskTerms, run_rounds
 from ledgermind.federated.data import make_federated_data
 from ledgermind.federated.local import TaskBook, TaskRecord, make_trainer, read_split, write_split
-from ledgermind.federated.onchain import FederationContract
+from ledgermind.federated.metering import LedgerCost, metered
+from ledgermind.federated.onchain import FederationContract, TaskInfo
 from ledgermind.federated.server import RoundServer, ServerRound
 
 if TYPE_CHECKING:
@@ -153,14 +155,10 @@ def run(client: Client, task_id: int, attacks: dict[str, str] | None = None, *,
     accounts of this home that joined (``attacks`` makes some of them poisoners, by address, for
     demonstrations). Then registers the final model with its lineage to every participant's dataset.
     Returns a summary: accuracy per round, flags, rewards, the registered model."""
-    fed = contract_of(client)
-    book = _book(client)
-    record = book.load(fed.chain.chain_id, task_id)
-    task = fed.task(task_id)
-    if task.status != "running" and task.status != "open":
-        raise InvalidInputError(f"task {task_id} is {task.status}")
+    coordinator, record, task = coordinator_of(client, task_id)
+    fed, book = coordinator.contract, _book(client)
+    trainer, validation = coordinator.server.trainer, coordinator.server.validation
     attacks = {a.lower(): k for a, k in (attacks or {}).items()}
-    trainer = make_trainer(record.trainer)
     password = client.settings.password
     participants = []
     for address in fed.participants(task_id):
@@ -175,11 +173,6 @@ def run(client: Client, task_id: int, attacks: dict[str, str] | None = None, *,
     unknown = set(attacks) - {p.address.lower() for p in participants}
     if unknown:
         raise InvalidInputError(f"not a local participant of task {task_id}: {', '.join(sorted(unknown))}")
-    validation = read_split(record.validation["path"], record.n_features, record.n_classes)
-    server = RoundServer(trainer, validation, aggregator=record.aggregator, quorum=task.quorum, fit=record.fit,
-                         seed=record.seed)
-    coordinator = Coordinator(client.account(), fed, server, _recorder(client), client.blobs)
-    coordinator.attach(task_id)
     params = coordinator.ctx.fetch(task.initial_weights.hex())
     summary: list[dict[str, Any]] = []
 
@@ -191,7 +184,7 @@ def run(client: Client, task_id: int, attacks: dict[str, str] | None = None, *,
             on_round(summary[-1])
 
     params = run_rounds(coordinator, participants, params, task.rounds - task.round, record.fit, record.seed, closed)
-    model = _register_model(client, record, params, [p.dataset_digest for p in participants], summary)
+    model = register_model(client, record, params, [p.dataset_digest for p in participants], summary)
     record.rounds.extend(summary)
     record.model = model
     book.save(record)
@@ -199,8 +192,33 @@ def run(client: Client, task_id: int, attacks: dict[str, str] | None = None, *,
     return {"taskId": task_id, "rounds": summary, "model": model, "status": fed.task(task_id).status}
 
 
-def _register_model(client: Client, record: TaskRecord, params: list[np.ndarray], datasets: list[str],
-                    summary: list[dict[str, Any]]) -> dict[str, Any]:
+def coordinator_of(client: Client, task_id: int,
+                   cost: LedgerCost | None = None) -> tuple[Coordinator, TaskRecord, TaskInfo]:
+    """The coordinator of ``task_id`` as this home's acting account, its ``RoundServer`` set up as the task record
+    says, attached to the task; ``cost`` meters its chain, statements and content store. Returns it with the task
+    record and the task as the chain sees it. Raises NotFoundError (this home did not create the task),
+    InvalidInputError (the task is over, or coordinated by another account)."""
+    fed = contract_of(client)
+    record = _book(client).load(fed.chain.chain_id, task_id)
+    task = fed.task(task_id)
+    if task.status not in ("open", "running"):
+        raise InvalidInputError(f"task {task_id} is {task.status}")
+    trainer = make_trainer(record.trainer)
+    validation = read_split(record.validation["path"], record.n_features, record.n_classes)
+    server = RoundServer(trainer, validation, aggregator=record.aggregator, quorum=task.quorum, fit=record.fit,
+                         seed=record.seed)
+    contract, record_statement, blobs = fed, _recorder(client), client.blobs
+    if cost is not None:
+        contract, record_statement, blobs = metered(contract, record_statement, blobs, cost)
+    coordinator = Coordinator(client.account(), contract, server, record_statement, blobs)
+    coordinator.attach(task_id)
+    return coordinator, record, task
+
+
+def register_model(client: Client, record: TaskRecord, params: list[np.ndarray], datasets: list[str],
+                   summary: list[dict[str, Any]], **hyperparameters: Any) -> dict[str, Any]:
+    """Register a task's final model in the log, trained on ``datasets`` (digests registered in this log), with
+    the task's terms and ``hyperparameters`` in its statement. Returns its id, name, log index and path."""
     work = _book(client).workdir(record.chain_id, record.task_id)
     work.mkdir(parents=True, exist_ok=True)
     path = work / f"federated-model-task-{record.task_id}.npz"
@@ -211,9 +229,25 @@ def _register_model(client: Client, record: TaskRecord, params: list[np.ndarray]
     reg = client.register_model(
         path, trained_on=sorted(set(datasets)), framework="numpy", format="npz", metrics=metrics,
         hyperparameters={"trainer": record.trainer, **record.fit, "aggregator": record.aggregator,
-                         "federatedTask": record.task_id, "chainId": record.chain_id, "contract": record.contract},
+                         "federatedTask": record.task_id, "chainId": record.chain_id, "contract": record.contract,
+                         **hyperparameters},
     )
     return {"id": reg.digest, "name": reg.name, "logIndex": reg.log_index, "path": str(path)}
+
+
+def model_function(predicate: dict[str, Any]) -> Callable[[np.ndarray, Any], np.ndarray] | None:
+    """How to compute a model a federation registered (its file holds parameters only, ``arr_0``..``arr_n`` of
+    an ``.npz``): ``fn(x, params)`` giving class probabilities with the task's trainer, or None when the model
+    statement ``predicate`` is not of a federated model."""
+    hyper = predicate.get("hyperparameters") or {}
+    if predicate.get("format") != "npz" or "federatedTask" not in hyper or not isinstance(hyper.get("trainer"), dict):
+        return None
+    trainer = make_trainer(hyper["trainer"])
+
+    def fn(x: np.ndarray, params: dict[str, np.ndarray]) -> np.ndarray:
+        return trainer.predict_proba([params[f"arr_{i}"] for i in range(len(params))], x)
+
+    return fn
 
 
 def status(client: Client, task_id: int) -> dict[str, Any]:
