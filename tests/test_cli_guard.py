@@ -58,3 +58,16 @@ def test_bad_input_is_one_line(home, files):
 def test_text_output(home, args):
     proc = InProcessCLI(home)(*args)
     assert proc.stdout.startswith("chain 1337 ") and proc.stderr == ""
+
+
+@pytest.mark.chain
+def test_scan_and_health_on_anvil(home):
+    """On an external chain with nothing of ours deployed: only health, and the backlog from ``txpool_status``."""
+    from .anvil import running_anvil
+
+    cli = InProcessCLI(home)
+    with running_anvil() as url:
+        scanned = cli.json("guard", "scan", "--rpc-url", url)
+        assert (scanned["chainId"], scanned["watched"], scanned["alerts"]) == (31337, {}, [])
+        health = cli.json("--rpc-url", url, "guard", "health")
+        assert health["profile"]["pending"] == {"current": 0, "median": 0, "samples": 2}

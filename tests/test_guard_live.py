@@ -11,6 +11,7 @@ only, signed and in the log, and ``alerts show`` re-derives it from the chain in
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 
@@ -175,6 +176,17 @@ def test_wash_trading_between_two_colluding_accounts(attack):
     # a second scan finds the same alert and records nothing new
     again = cli.json("guard", "scan")
     assert again["alerts"] == [] and again["known"] == 1
+
+    # anyone can append an alert/v1 statement; one whose features were inflated does not re-derive
+    from ledgermind.guard import Alert
+
+    forged = Alert.from_predicate({**shown["alert"], "score": 1.0, "features": {**f, "cycles": 5}})
+    with Client(home) as lm:
+        lm.submit(forged.sign(lm.keystore.unlock(names["buyer1"], "")).to_bytes())
+    bad = cli("alerts", "show", forged.id, ok=False)
+    assert "FAIL reproduced" in bad.stdout and "PASS signature" in bad.stdout
+    shown_bad = json.loads(cli("alerts", "show", forged.id, "--json", ok=False).stdout)
+    assert shown_bad["ok"] is False and [c["check"] for c in shown_bad["checks"] if not c["ok"]] == ["reproduced"]
 
 
 def test_sybil_cluster_in_a_federation(attack):
