@@ -11,11 +11,11 @@ const PAGE = 50;
 
 // ------------------------------------------------------------------------------------------- overview
 export async function overview() {
-  const [node, log, assets, anchors, listings, sales, tasks, gov, alerts, receipts] = await Promise.all([
+  const [node, log, assets, anchors, listings, sales, tasks, gov, alerts, receipts, oracle] = await Promise.all([
     api("/v1/node"), api("/v1/log"), api("/v1/assets", { limit: 1 }), api("/v1/anchors"),
     apiOr([], "/v1/market/listings"), apiOr([], "/v1/market/sales", { limit: 500 }), apiOr([], "/v1/federations"),
     apiOr({ proposals: [] }, "/v1/governance"), api("/v1/statements", { predicate: "alert/v1", limit: 500 }),
-    api("/v1/receipts", { limit: 500 }),
+    api("/v1/receipts", { limit: 500 }), api("/v1/statements", { predicate: "oracle/v1", limit: 500 }),
   ]);
   const anchored = anchors.filter((a) => a.status === "anchored").sort((a, b) => b.treeSize - a.treeSize);
   const stat = (name, n, label, href) => h("a", { class: "stat", href, "data-stat": name },
@@ -34,7 +34,8 @@ export async function overview() {
       stat("federations", tasks.length, "federated tasks", "#/federations"),
       stat("proposals", gov.proposals.length, "governance proposals", "#/governance"),
       stat("receipts", receipts.length, "inference receipts", "#/receipts"),
-      stat("alerts", alerts.length, "guard alerts", "#/alerts")),
+      stat("alerts", alerts.length, "guard alerts", "#/alerts"),
+      stat("decisions", oracle.filter((s) => s.statement.predicate.action === "decision").length, "oracle decisions", "#/oracle")),
     h("h2", {}, "Latest checkpoint"),
     h("div", { class: "card", "data-fact": "checkpoint" }, log.checkpoint
       ? [kv([["tree size", String(log.size)], ["root", h("span", { class: "hash" }, log.root || "")],
@@ -342,10 +343,10 @@ export async function receiptsPage() {
     h("p", { class: "muted" }, "Each paid or licensed answer of a model is a signed receipt in the log: which model, digests of input and output, who paid and how."),
     table([
       ["entry", (r) => entryLink(r.logIndex)],
-      ["model", (r) => assetLink(r.statement.predicate.model || r.subject.digest, r.subject.name)],
+      ["model", (r) => assetLink(r.statement.predicate.model.digest, r.statement.predicate.model.name)],
       ["provider", (r) => h("span", { class: "mono" }, short(r.statement.predicate.provider, 12))],
       ["price", (r) => money(r.statement.predicate.price, r.statement.predicate.token)],
-      ["paid by", (r) => (r.statement.predicate.channel ? "channel voucher" : r.statement.predicate.access ? "access token" : "")],
+      ["paid by", (r) => (r.statement.predicate.channel ? "channel voucher" : "access or licence")],
       ["time", (r) => when(r.statement.predicate.time)],
     ], receipts, "No inference receipts in this log.", { "data-table": "receipts" }),
     h("h2", {}, "Payment channels"),
@@ -388,19 +389,35 @@ export async function alertsPage() {
 }
 
 export async function oraclePage() {
-  const decisions = await api("/v1/statements", { predicate: "oracle/v1", limit: 500 });
-  // the oracle/v1 predicate's fields are shown as they are: the page does not assume a schema it cannot check
-  const fields = [...new Set(decisions.flatMap((d) => Object.keys(d.statement.predicate)))]
-    .filter((k) => decisions.every((d) => typeof d.statement.predicate[k] !== "object")).slice(0, 6);
+  const [found, assets] = await Promise.all([api("/v1/statements", { predicate: "oracle/v1", limit: 500 }),
+    api("/v1/assets", { kind: "model", limit: 500 })]);
+  const steps = found.map((s) => ({ ...s, p: s.statement.predicate }));
+  const decisions = steps.filter((s) => s.p.action === "decision" || s.p.action === "resolution");
+  const names = new Map(assets.items.map((a) => [a.id, a.name]));
+  const answer = (d) => (d === undefined || d === null ? "" : String(d));
   return [
     h("h1", {}, "Oracle decisions"),
-    h("p", { class: "muted" }, "Answers of the AI oracle (oracle/v1 statements): the question, the model that answered, and the answer as signed."),
+    h("p", { class: "muted" }, "Answers of the AI oracle (oracle/v1): each request's input is in the log, so anyone can re-run the registered model; a disputed answer is re-run by the resolver, and overturned answers are slashed."),
     table([
       ["entry", (d) => entryLink(d.logIndex)],
-      ["subject", (d) => d.subject.name],
-      ...fields.map((k) => [k, (d) => String(d.statement.predicate[k] ?? "")]),
-      ["signer", (d) => h("span", { class: "mono" }, short(d.signer, 12))],
+      ["request", (d) => (d.p.requestId ? String(d.p.requestId) : "")],
+      ["step", (d) => d.p.action],
+      ["model", (d) => (d.p.model ? assetLink(d.p.model, names.get(d.p.model)) : "")],
+      ["decision", (d) => answer(d.p.decision)],
+      ["output", (d) => h("span", { class: "mono", title: d.p.output || "" }, short(d.p.output, 12))],
+      ["overturned", (d) => (d.p.overturned === undefined || d.p.overturned === null ? "" : d.p.overturned ? badge("overturned", "bad") : badge("upheld", "ok"))],
+      ["by", (d) => h("span", { class: "mono" }, short(d.signer, 12))],
+      ["transaction", (d) => txLink(d.p.txHash)],
     ], decisions, "No oracle decisions in this log.", { "data-table": "oracle" }),
+    h("h2", {}, "Every oracle step"),
+    table([
+      ["entry", (s) => entryLink(s.logIndex)],
+      ["action", (s) => s.p.action],
+      ["request", (s) => (s.p.requestId ? String(s.p.requestId) : "")],
+      ["by", (s) => h("span", { class: "mono" }, short(s.signer, 12))],
+      ["transaction", (s) => txLink(s.p.txHash)],
+      ["time", (s) => when(s.p.time)],
+    ], steps, "None."),
   ];
 }
 

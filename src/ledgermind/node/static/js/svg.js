@@ -21,6 +21,7 @@ function ticks(lo, hi, count = 5) {
   const step = [1, 2, 5, 10].map((m) => m * mag).find((s) => s >= raw);
   const out = [];
   for (let t = Math.ceil(lo / step) * step; t <= hi + step * 1e-9; t += step) out.push(+t.toFixed(12));
+  if (!out.length || out[out.length - 1] < hi) out.push(+((out.length ? out[out.length - 1] : lo) + step).toFixed(12));
   return out;
 }
 
@@ -42,7 +43,8 @@ export function linePlot(series, opts = {}) {
   const xt = ticks(x0, x1 === x0 ? x0 + 1 : x1, Math.min(8, Math.max(1, x1 - x0)));
   const yt = ticks(y0, y1);
   const xa = xt[0], xb = Math.max(xt[xt.length - 1], x1), ya = Math.min(yt[0], y0), yb = Math.max(yt[yt.length - 1], y1);
-  const X = (x) => L + ((x - xa) / (xb - xa || 1)) * (W - L - R);
+  const PAD = 14; // keep the first and last points off the axes
+  const X = (x) => L + PAD + ((x - xa) / (xb - xa || 1)) * (W - L - R - 2 * PAD);
   const Y = (y) => H - B - ((y - ya) / (yb - ya || 1)) * (H - T - B);
   const root = svg("svg", { class: "plot", viewBox: `0 0 ${W} ${H}`, width: W, height: H, role: "img",
     "aria-label": opts.title || "plot", "data-plot": opts.id || "" });

@@ -63,6 +63,10 @@ export function units(value, decimals = 18) {
 /** Amount with its unit: the native coin for the zero address or no token, else the token's short address. */
 export function money(value, token) {
   const native = !token || /^0x0{40}$/i.test(token);
+  let v;
+  try { v = BigInt(value ?? 0); } catch { return String(value); }
+  // below a millionth of a coin, gwei (10^-9) reads better than a row of zeros
+  if (native && v > 0n && v < 10n ** 12n) return `${units(value, 9)} gwei`;
   return `${units(value)} ${native ? "ETH" : "token"}`;
 }
 
