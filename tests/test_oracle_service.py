@@ -205,3 +205,30 @@ def test_bad_input_is_refused_before_anything_is_sent(world):
     # the contract agrees: sent anyway, it reverts with its own reason
     with pytest.raises(ChainError, match="dispute window closed"):
         service.contract_of(boss).dispute(challenger.account(), rid, hashlib.sha256(b"x").digest(), 0)
+
+
+def test_unanswered_requests_expire_refunding_the_fee_and_a_lapsed_claim_its_pool(world):
+    boss, actors, model = world
+    node, requester = actors["node"], actors["requester"]
+    oracle = service.contract_of(boss)
+    service.set_windows(boss, LONG, LONG, LONG)
+    waiting = service.request(requester, model["id"], insurance.claim_case(2), node.account().address, fee=FEE,
+                              stake=STAKE)["request_id"]
+    with pytest.raises(InvalidInputError, match=f"request {waiting} is requested: only an unanswered request past"):
+        service.cancel(requester, waiting)
+    service.set_windows(boss, 1, LONG, LONG)  # one second to answer: expired at the next block
+    rid = service.request(requester, model["id"], insurance.claim_case(2), node.account().address, fee=FEE,
+                          stake=STAKE)["request_id"]
+    owed = oracle.withdrawable(requester.account().address)
+    assert service.cancel(boss, rid)["state"] == "cancelled"  # anyone; the fee goes to the requester
+    assert oracle.withdrawable(requester.account().address) == owed + FEE
+
+    insurance.fund(boss, 100 * TOKEN)
+    product = insurance.create_product(boss, assessor=node.account().address, premium=TOKEN, coverage=10 * TOKEN,
+                                       duration=86_400, fee=FEE)
+    policy = insurance.buy(requester, product["product_id"])["policy_id"]
+    insurance.claim(requester, policy, insurance.claim_case(2))
+    pool = insurance.status(boss)["pool"]
+    lapsed = insurance.settle(requester, policy)  # nobody answered in time
+    assert lapsed["lapsed"] is True and lapsed["status"] == "active" and lapsed["claims"] == 1
+    assert insurance.status(boss)["pool"] == str(int(pool) + FEE)  # the claim's fee came back to the pool

@@ -157,6 +157,15 @@ def oracle_finalize(ctx: typer.Context, request_id: int = typer.Argument(..., me
     _done(ctx, service.finalize(client_of(ctx), request_id), as_json)
 
 
+@oracle_app.command("cancel")
+def oracle_cancel(ctx: typer.Context, request_id: int = typer.Argument(..., metavar="REQUEST"),
+                  as_json: bool = JsonOpt) -> None:
+    """Close a request left unanswered past its response window (anyone): the fee goes back to the requester."""
+    from ledgermind.oracle import service
+
+    _done(ctx, service.cancel(client_of(ctx), request_id), as_json)
+
+
 @oracle_app.command("withdraw")
 def oracle_withdraw(ctx: typer.Context, as_json: bool = JsonOpt) -> None:
     """Collect fees, returned bonds, shares of slashed stakes and refunds owed to the acting account."""

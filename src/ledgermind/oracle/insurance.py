@@ -163,7 +163,8 @@ def claim(client: Client, policy_id: int, inputs: Any) -> dict[str, Any]:
 
 def settle(client: Client, policy_id: int) -> dict[str, Any]:
     """Settle the claim in progress on ``policy_id`` once its decision is final (anyone): an approved claim
-    credits the coverage to the holder. Raises InvalidInputError while the decision can still change."""
+    credits the coverage to the holder; refunds the oracle owes the pool are collected (``amount`` in the
+    statement). Raises InvalidInputError while the decision can still change."""
     ins = insurance_of(client)
     policy = ins.policy(policy_id)
     if policy.status != "claiming":
@@ -173,9 +174,14 @@ def settle(client: Client, policy_id: int) -> dict[str, Any]:
         raise InvalidInputError(f"the decision on policy {policy_id}'s claim (oracle request {policy.request_id}) "
                                 f"is not final yet: it is {state}")
     outcome, receipt = ins.settle(client.account(), policy_id)
+    # what the oracle owes the pool (a lapsed claim's fee; the requester's share of a slashed stake) comes back
+    refunds = contract_of(client).withdrawable(ins.address)
+    if refunds:
+        ins.collect_refunds(client.account())
     index, _ = record(client, "settle", _subject(ins.address, f"policy {policy_id}"), ins.address, receipt,
                       policyId=policy_id, requestId=policy.request_id, approved=outcome["approved"],
-                      payout=outcome["payout"], decision=outcome.get("decision"), output=outcome.get("output"))
+                      payout=outcome["payout"], decision=outcome.get("decision"), output=outcome.get("output"),
+                      amount=str(refunds) if refunds else None)
     return {**ins.policy(policy_id).to_json(), **outcome, "logIndex": index, "gasUsed": receipt.gas_used}
 
 

@@ -217,6 +217,20 @@ def finalize(client: Client, request_id: int) -> dict[str, Any]:
     return {**oracle.request_info(request_id).to_json(), "logIndex": index, "gasUsed": receipt.gas_used}
 
 
+def cancel(client: Client, request_id: int) -> dict[str, Any]:
+    """Close a request its oracle left unanswered past the response window (anyone): the fee is credited back
+    to the requester (``withdraw``). Raises InvalidInputError unless the request is expired."""
+    oracle = contract_of(client)
+    r = oracle.request_info(request_id)
+    if r.state != "expired":
+        raise InvalidInputError(f"request {request_id} is {r.state}: only an unanswered request past its response "
+                                f"window ({_when(r.response_deadline)}) is cancelled")
+    receipt = oracle.cancel(client.account(), request_id)
+    index, _ = record(client, "cancel", (f"oracle request {request_id}", r.input), oracle.address, receipt,
+                      requestId=request_id, fee=str(r.fee))
+    return {**oracle.request_info(request_id).to_json(), "logIndex": index}
+
+
 def withdraw(client: Client) -> dict[str, Any]:
     """Collect what the AIOracle owes the acting account (fees, returned bonds, slashed stakes, refunds)."""
     oracle = contract_of(client)

@@ -380,8 +380,8 @@ class AlertV1(_Strict):
         return v
 
 
-ORACLE_ACTIONS = ("register", "request", "decision", "dispute", "resolution", "finalize", "withdraw", "windows",
-                  "fund", "product", "buy", "claim", "settle")
+ORACLE_ACTIONS = ("register", "request", "decision", "dispute", "resolution", "finalize", "cancel", "withdraw",
+                  "windows", "fund", "product", "buy", "claim", "settle")
 _INT256 = 2**255
 
 
