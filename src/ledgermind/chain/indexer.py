@@ -94,6 +94,7 @@ class ChainIndex:
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         self.db = open_db(self.path, _SCHEMA, "chain index")
+        self._block_receipts = True  # until the node says it has no eth_getBlockReceipts
         if "input" not in {row[1] for row in self.db.execute("PRAGMA table_info(txs)")}:
             # written by a version that kept neither calldata nor logs: the index is a cache of the chain, rebuild it
             self.db.executescript("DROP TABLE blocks; DROP TABLE txs; DROP TABLE transfers; DELETE FROM meta;")
@@ -223,8 +224,9 @@ class ChainIndex:
         block = w3.eth.get_block(number, full_transactions=True)
         ts = int(block["timestamp"])
         tx_rows, transfer_rows, log_rows = [], [], []
+        receipts = self._receipts(chain, number, block["transactions"])
         for position, tx in enumerate(block["transactions"]):
-            receipt = w3.eth.get_transaction_receipt(tx["hash"])
+            receipt = receipts[position]
             data = bytes(tx.get("input") or b"")
             to = tx.get("to")
             tx_rows.append((
@@ -248,6 +250,21 @@ class ChainIndex:
         row = (number, _hex(block["hash"]), _hex(block["parentHash"]), ts, int(block["gasUsed"]), int(block["gasLimit"]),
                str(block.get("baseFeePerGas")) if block.get("baseFeePerGas") is not None else None, len(tx_rows))
         return row, tx_rows, transfer_rows, log_rows
+
+    def _receipts(self, chain: Chain, number: int, txs: list[Any]) -> list[Any]:
+        """The receipts of a block's transactions, in order: one ``eth_getBlockReceipts`` call where the node has
+        it (anvil, Geth, our node), else one call per transaction."""
+        if not txs:
+            return []
+        if self._block_receipts:
+            try:
+                receipts = list(chain.w3.eth.get_block_receipts(number))
+                if len(receipts) == len(txs):
+                    return receipts
+            except Exception:  # noqa: BLE001 - the node lacks the method: fall back for good
+                pass
+            self._block_receipts = False
+        return [chain.w3.eth.get_transaction_receipt(tx["hash"]) for tx in txs]
 
     def _write(self, batch: list[tuple[tuple[Any, ...], list[Any], list[Any], list[Any]]]) -> None:
         """Commit a run of consecutive blocks in one transaction: all of them or none."""
