@@ -91,28 +91,34 @@ function randomNonce() {
 }
 
 /**
- * POST `payload` as JSON to `path` with the EIP-712 signature headers the node checks. `info` is GET /v1/node.
- * Returns {status, body, typedData} so the page can show what was signed.
+ * The EIP-712 headers that make `method path` with the exact `body` bytes a request signed by `signer`, for the
+ * node GET /v1/node describes (`info`). Returns {headers, typedData} (what was signed, for the page to show).
  */
-export async function signedPost(signer, info, path, payload, ttl = 300) {
-  const body = enc.encode(JSON.stringify(payload));
+export async function signRequest(signer, info, method, path, body, ttl = 300) {
   const s = info.signing;
   const message = {
-    node: info.node, action: `POST ${path}`, body: "0x" + (await sha256Hex(body)),
+    node: info.node, action: `${method} ${path}`, body: "0x" + (await sha256Hex(body)),
     nonce: randomNonce(), expiry: String(Math.floor(Date.now() / 1000) + Math.min(ttl, s.maxTtl)),
   };
   const types = { ...s.types };
   delete types.EIP712Domain; // ethers derives the domain type itself
   const signature = await signer.signTypedData(s.domain, types, message);
-  const headers = { "Content-Type": "application/json" };
+  const headers = {};
   headers[s.headers.signer] = await signer.getAddress();
   headers[s.headers.nonce] = message.nonce;
   headers[s.headers.expiry] = message.expiry;
   headers[s.headers.signature] = signature;
-  const resp = await fetch(path, { method: "POST", headers, body });
+  return { headers, typedData: { domain: s.domain, primaryType: s.primaryType, message } };
+}
+
+/** POST `payload` as JSON to `path`, signed (signRequest). Returns {status, body, typedData}. */
+export async function signedPost(signer, info, path, payload) {
+  const body = enc.encode(JSON.stringify(payload));
+  const { headers, typedData } = await signRequest(signer, info, "POST", path, body);
+  const resp = await fetch(path, { method: "POST", headers: { ...headers, "Content-Type": "application/json" }, body });
   let out;
   try { out = await resp.json(); } catch { out = { error: `HTTP ${resp.status}` }; }
-  return { status: resp.status, body: out, typedData: { domain: s.domain, primaryType: s.primaryType, message } };
+  return { status: resp.status, body: out, typedData };
 }
 
 /**
