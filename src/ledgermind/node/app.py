@@ -28,7 +28,7 @@ from ledgermind.chain.connection import ChainError
 from ledgermind.client import Client
 from ledgermind.config import Settings
 from ledgermind.errors import LedgermindError, NotFoundError, SignatureError, StorageError
-from ledgermind.node.auth import Refused
+from ledgermind.node.auth import NonceStore, Refused
 from ledgermind.node.ratelimit import RateLimit, TokenBuckets
 from ledgermind.node.workers import Workers
 
@@ -57,6 +57,7 @@ class NodeState:
     public_key: str
     reads: Workers
     writes: Workers
+    nonces: NonceStore
 
 
 def _error(status: int, reason: str, headers: dict[str, str] | None = None) -> Response:
@@ -143,13 +144,15 @@ def create_app(settings: Settings, options: NodeOptions | None = None) -> FastAP
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state = NodeState(settings, options, chain_id, origin, public_key,
                           reads=Workers(settings, options.readers, "ledgermind-api-read"),
-                          writes=Workers(settings, 1, "ledgermind-api-write"))
+                          writes=Workers(settings, 1, "ledgermind-api-write"),
+                          nonces=NonceStore(settings.home / "node" / "nonces.sqlite"))
         app.state.node = state
         try:
             yield
         finally:
             state.writes.close()
             state.reads.close()
+            state.nonces.close()
 
     app = FastAPI(
         title="ledgermind node", version=__version__, lifespan=lifespan,

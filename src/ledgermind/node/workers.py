@@ -21,15 +21,12 @@ T = TypeVar("T")
 
 
 class Worker:
-    """Per-thread state of a worker: its Client and anything else opened in that thread (``extras``)."""
+    """Per-thread state of a worker: its Client."""
 
     def __init__(self, settings: Settings) -> None:
         self.client = Client(settings=settings)
-        self.extras: dict[str, Any] = {}
 
     def close(self) -> None:
-        for extra in self.extras.values():
-            extra.close()
         self.client.close()
 
 

@@ -14,6 +14,7 @@ Each write is acknowledged only once durable in the log (and, for anchors and vo
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from typing import Any
 
@@ -23,10 +24,10 @@ from ledgermind.client import Client
 from ledgermind.errors import InvalidInputError, NotFoundError
 from ledgermind.node import models as m
 from ledgermind.node.app import state_of
-from ledgermind.node.auth import NonceStore, Refused, verify_request
+from ledgermind.node.auth import Refused, check_request
 from ledgermind.node.signing import EXPIRY_HEADER, NONCE_HEADER, SIGNATURE_HEADER, SIGNER_HEADER
 from ledgermind.node.workers import Worker
-from ledgermind.statements import DATASET, MODEL, open_envelope
+from ledgermind.statements import DATASET, MODEL, SignedStatement, open_envelope
 from ledgermind.statements.dsse import Envelope
 
 router = APIRouter(tags=["writes"])
@@ -40,41 +41,41 @@ _HEADERS_DOC = (f"Signed request: headers {SIGNER_HEADER}, {NONCE_HEADER}, {EXPI
                 "(EIP-712, see GET /v1/node).")
 
 
-def _nonces(w: Worker) -> NonceStore:
-    if "nonces" not in w.extras:
-        w.extras["nonces"] = NonceStore(w.client.settings.home / "node" / "nonces.sqlite")
-    return w.extras["nonces"]
-
-
 async def signer_of(request: Request) -> str:
-    """The verified signer of this request (its nonce now spent). Raises Refused(401)."""
+    """The verified signer of this request, once its nonce is durably spent. Raises Refused(401)."""
     state = state_of(request)
     body = await request.body()
     # the path as sent (percent-encoded), which is what the client signed
     path = request.scope.get("raw_path", b"").decode("latin-1") or request.scope["path"]
-    headers, method = request.headers, request.method
-    return await state.writes.run(lambda w: verify_request(
-        headers, method, path, body, chain_id=state.chain_id, node=state.origin, nonces=_nonces(w)))
+    signer, nonce, expiry = check_request(request.headers, request.method, path, body, chain_id=state.chain_id,
+                                          node=state.origin)
+    await asyncio.wrap_future(state.nonces.spend(signer, nonce, expiry))
+    return signer
 
 
 Signer = Depends(signer_of)
 
 
-def _envelope(body: m.EnvelopeBody, signer: str) -> bytes:
-    """The envelope's bytes, checked to be signed by the request's signer. Raises InvalidInputError, Refused."""
-    env = Envelope.from_json(body.envelope.model_dump())
-    statement = open_envelope(env)
+def _envelope(body: m.EnvelopeBody, signer: str) -> SignedStatement:
+    """The statement, verified and checked to be signed by the request's signer. Raises InvalidInputError,
+    Refused(403)."""
+    statement = open_envelope(Envelope.from_json(body.envelope.model_dump()))
     if statement.signer.lower() != signer.lower():
         raise Refused(403, f"the statement is signed by {statement.signer}, the request by {signer}: "
                            f"each actor submits its own statements")
-    return statement.entry
+    return statement
 
 
 @router.post("/v1/statements", response_model=m.Submitted, responses=SIGNED, description=_HEADERS_DOC)
 async def submit(request: Request, body: m.EnvelopeBody, signer: str = Signer) -> dict[str, Any]:
     """Append a statement signed by the actor (any accepted predicate type: events, evaluations...)."""
-    entry = _envelope(body, signer)
-    return await state_of(request).writes.run(lambda w: w.client.submit(entry))
+    statement = _envelope(body, signer)
+    # verified above, so appended as is (``Ledger.submit`` without its second check); the writer only queues it
+    # and is free at once, and the log commits the statements arriving together in one transaction
+    queued = await state_of(request).writes.run(lambda w: w.client.ledger.store.submit([statement.entry]))
+    index = await asyncio.wrap_future(queued)
+    return {"logIndex": index, "signer": statement.signer, "predicateType": statement.statement.predicate_type,
+            "subject": statement.statement.digest}
 
 
 def _register(client: Client, entry: bytes) -> dict[str, Any]:
@@ -110,7 +111,7 @@ def _register(client: Client, entry: bytes) -> dict[str, Any]:
 async def register(request: Request, body: m.EnvelopeBody, signer: str = Signer) -> dict[str, Any]:
     """Register a dataset or model by its digest and metadata (a dataset/v1 or model/v1 statement the actor
     signed; build one with ``ledgermind.node.signing.path_envelope``)."""
-    entry = _envelope(body, signer)
+    entry = _envelope(body, signer).entry
     return await state_of(request).writes.run(lambda w: _register(w.client, entry))
 
 
