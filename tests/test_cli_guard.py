@@ -51,6 +51,7 @@ def test_bad_input_is_one_line(home, files):
     one_line_error(cli("guard", "scan", "--rpc-url", "http://127.0.0.1:9", ok=False), "cannot reach the RPC")
     one_line_error(cli("--rpc-url", "ftp://x", "guard", "health", ok=False), "must start with http")
     one_line_error(cli("guard", "watch", "--interval", "0", ok=False), "interval must be positive")
+    assert "expected one of wash-trading" in cli("alerts", "--kind", "phishing", ok=False).stderr
     assert log_size(cli) == size
 
 

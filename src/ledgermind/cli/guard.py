@@ -12,6 +12,7 @@ from rich.markup import escape
 from ledgermind.cli.common import JsonOpt, after_write, client_of
 from ledgermind.cli.output import emit_json, err, out
 from ledgermind.guard import service
+from ledgermind.guard.alerts import KINDS
 
 guard_app = typer.Typer(no_args_is_help=True, help="Watch the chain: abuse detectors, network health, signed alerts.")
 alerts_app = typer.Typer(help="The guard's alerts in the log; 'alerts show ID' re-checks one.")
@@ -123,6 +124,8 @@ def alerts_list(ctx: typer.Context, kind: Optional[str] = typer.Option(None, "--
     """List the alerts recorded in the log, oldest first."""
     if ctx.invoked_subcommand is not None:
         return
+    if kind is not None and kind not in KINDS:
+        raise typer.BadParameter(f"expected one of {', '.join(KINDS)}", param_hint="--kind")
     rows = service.alerts(client_of(ctx), kind)
     if as_json:
         emit_json(rows)

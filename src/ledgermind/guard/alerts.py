@@ -31,6 +31,8 @@ if TYPE_CHECKING:
     from ledgermind.statements import Envelope, Statement
 
 KINDS = ("wash-trading", "sybil-cluster", "voucher-abuse", "fraud-score", "health")
+# what alert/v1 accepts: a longer finding keeps the first ones in hash order (the same on every re-derivation)
+MAX_SUBJECTS, MAX_EVIDENCE = 256, 1000
 
 
 def detector_digest(name: str, version: str, params: dict[str, Any]) -> str:
@@ -66,10 +68,10 @@ class Alert:
         """The ``alert/v1`` predicate (without ``raisedAt`` when ``raised_at`` is None: what the id covers)."""
         p: dict[str, Any] = {
             "kind": self.kind, "case": self.case, "chainId": self.chain_id, "head": self.head,
-            "subjects": sorted(a.lower() for a in self.subjects), "score": _round(self.score),
+            "subjects": sorted({a.lower() for a in self.subjects})[:MAX_SUBJECTS], "score": _round(self.score),
             "threshold": _round(self.threshold), "summary": self.summary,
             "features": {k: _round(v) for k, v in sorted(self.features.items())},
-            "evidence": sorted({h.lower() for h in self.evidence}),
+            "evidence": sorted({h.lower() for h in self.evidence})[:MAX_EVIDENCE],
             "detector": {"name": self.detector, "version": self.version,
                          "digest": self.digest or detector_digest(self.detector, self.version, self.params),
                          "params": self.params},

@@ -104,8 +104,12 @@ def fraud_scores(act: Activity, only: list[str] | None = None) -> list[Alert]:
         return []
     bundled_detector, TxTable, account_features = parts
     detector = bundled_detector()
-    table = TxTable.from_rows(act.txs, [t for t in act.transfers if not t["nft"]])
-    fm = account_features(table, only)
+    moved = [t for t in act.txs if t["status"] == 1]  # a reverted transaction moved no value
+    table = TxTable.from_rows(moved, [t for t in act.transfers if not t["nft"]])
+    # the detector learned from externally owned accounts: contracts (and the zero address of mints) are not scored
+    contracts = ({t["created"] for t in act.txs if t["created"]} | {t["token"] for t in act.transfers}
+                 | set(act.contracts.values()) | {"0x" + "00" * 20})
+    fm = account_features(table, only if only is not None else [a for a in table.accounts() if a not in contracts])
     if not fm.addresses:
         return []
     scores = detector.score(fm)
