@@ -10,9 +10,9 @@ the same run with the naive rule one would write first (wash: a pair trading one
 sharing any funder; voucher: any refused settlement or any funder with several channels).
 
 Per detector: accounts flagged that are honest (false-positive rate over honest accounts), attack cases caught
-(recall), and detector time. Results in bench/results/guard.json.
+(recall), and detector time. Results in bench/results/guard_live.json.
 
-    python bench/bench_guard.py [--seeds 5] [--accounts 300]
+    python bench/bench_guard_live.py [--seeds 5] [--accounts 300]
 """
 
 from __future__ import annotations
@@ -236,7 +236,7 @@ def main() -> None:
     for name, m in summary.items():
         print(f"{name:<9} {m['ours_false_positive_rate']:>12.4f} {m['ours_recall']:>11.2f} "
               f"{m['naive_false_positive_rate']:>13.4f} {m['naive_recall']:>12.2f} {m['ours_seconds']:>7.3f}")
-    out = Path(__file__).parent / "results" / "guard.json"
+    out = Path(__file__).parent / "results" / "guard_live.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps({"params": vars(args), "eventsPerRun": events // args.seeds, "summary": summary,
                                "perSeed": {n: dict(c) for n, c in rows.items()}}, indent=2))
