@@ -12,7 +12,7 @@ from eth_account import Account
 from ledgermind import Client
 from ledgermind.chain.connection import ChainError
 from ledgermind.federated import attacks, make_federated_data
-from ledgermind.federated.coordinator import Coordinator, Participant, TaskTerms, _wait_commit_phase
+from ledgermind.federated.coordinator import Coordinator, Participant, TaskTerms, wait_commit_phase
 from ledgermind.federated.local import make_trainer
 from ledgermind.federated.server import RoundServer
 from ledgermind.federated.service import _recorder, contract_of
@@ -81,7 +81,7 @@ def test_bad_updates_are_rejected_with_reasons_and_never_paid(setup):
     blob.chmod(0o644)
     blob.write_bytes(blob.read_bytes()[:-8] + b"\x00" * 8)
 
-    _wait_commit_phase(ctx, r)
+    wait_commit_phase(ctx, r)
     for p in (honest, nan, wrong, tampered):
         p.reveal(ctx, r)
     fed.reveal(unpublished.account, ctx.task_id, r, digest(ghost), salt)
@@ -114,7 +114,7 @@ def test_missing_and_silent_parties_the_round_goes_on_with_the_quorum(setup):
     a, b, silent, _absent, _absent2 = parties
     for p in (a, b, silent):
         p.submit(ctx, r, p.train(params, FIT, 7))
-    _wait_commit_phase(ctx, r)  # two parties never commit: the commit window runs out
+    wait_commit_phase(ctx, r)  # two parties never commit: the commit window runs out
     with pytest.raises(ChainError, match="commit window closed"):
         _absent.submit(ctx, r, _absent.train(params, FIT, 8))
     a.reveal(ctx, r)

@@ -117,7 +117,8 @@ class Participant:
     trainer: Trainer
     n_classes: int
     attack: str | None = None
-    _pending: dict[int, tuple[str, bytes]] = field(default_factory=dict, repr=False)
+    #: round -> (update digest, salt) committed and not revealed yet (a process that ends in between keeps them)
+    pending: dict[int, tuple[str, bytes]] = field(default_factory=dict, repr=False)
 
     @property
     def address(self) -> str:
@@ -143,16 +144,16 @@ class Participant:
         update_digest = ctx.publish(update)
         salt = os.urandom(32)
         c = ctx.contract.commit(self.account, ctx.task_id, round, update_digest, salt)
-        self._pending[round] = (update_digest, salt)
+        self.pending[round] = (update_digest, salt)
         ctx.statement(self.account, "update", (f"update {update_digest[:12]}", update_digest), round=round,
                       updateDigest=update_digest, commitment="0x" + c.hex())
         return update_digest
 
     def reveal(self, ctx: TaskContext, round: int) -> None:
         """Reveal this round's commitment. Raises InvalidInputError if nothing was submitted in ``round``."""
-        if round not in self._pending:
+        if round not in self.pending:
             raise InvalidInputError(f"{self.address} submitted nothing in round {round}")
-        update_digest, salt = self._pending.pop(round)
+        update_digest, salt = self.pending.pop(round)
         ctx.contract.reveal(self.account, ctx.task_id, round, update_digest, salt)
 
     def claim(self, ctx: TaskContext) -> dict[str, Any]:
@@ -314,11 +315,11 @@ def run_rounds(
             if ctx.contract.participant(ctx.task_id, p.address).state != "active":
                 continue
             try:
-                p.submit(ctx, r, p.train(params, fit, _seed(seed, r, k)))
+                p.submit(ctx, r, p.train(params, fit, party_seed(seed, r, k)))
                 submitted.append(p)
             except LedgermindError:
                 continue
-        _wait_commit_phase(ctx, r)
+        wait_commit_phase(ctx, r)
         for p in submitted:
             try:
                 p.reveal(ctx, r)
@@ -344,7 +345,7 @@ def _all_committed(ctx: TaskContext, info: Any) -> bool:
     return info.commits >= ctx.contract.task(ctx.task_id).active
 
 
-def _wait_commit_phase(ctx: TaskContext, round: int) -> None:
+def wait_commit_phase(ctx: TaskContext, round: int) -> None:
     """Sleep until reveals are accepted: the commit deadline passed, or every active participant committed."""
     while True:
         info = ctx.contract.round_info(ctx.task_id, round)
@@ -353,8 +354,9 @@ def _wait_commit_phase(ctx: TaskContext, round: int) -> None:
         time.sleep(0.1)
 
 
-def _seed(*parts: int) -> int:
-    return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(1)[0])
+def party_seed(seed: int, round: int, k: int) -> int:
+    """The training seed of the ``k``-th participant (in joining order) in ``round`` of a task seeded ``seed``."""
+    return int(np.random.SeedSequence([int(seed), int(round), int(k)]).generate_state(1)[0])
 
 
 def _account_digest(address: str) -> str:

@@ -19,8 +19,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from sklearn.datasets import load_breast_cancer, load_digits
-from sklearn.model_selection import train_test_split
 
 from ledgermind.errors import InvalidInputError
 
@@ -79,6 +77,8 @@ def load_dataset(name: str) -> tuple[np.ndarray, np.ndarray]:
 
     Raises InvalidInputError for a name not in ``DATASETS``.
     """
+    from sklearn.datasets import load_breast_cancer, load_digits  # here: scikit-learn takes seconds to import
+
     loaders = {"breast_cancer": load_breast_cancer, "digits": load_digits}
     if name not in loaders:
         raise InvalidInputError(f"unknown dataset {name!r}, expected one of {', '.join(DATASETS)}")
@@ -165,6 +165,8 @@ def make_federated_data(
         raise InvalidInputError(
             f"test_size {test_size} and validation_size {validation_size} must be in (0, 1), sum < 1"
         )
+    from sklearn.model_selection import train_test_split
+
     X, y = load_dataset(name)
     # independent streams for each random step, so changing one (e.g. the partition) leaves the others as they were
     s_test, s_val, s_part = (int(s.generate_state(1)[0]) for s in np.random.SeedSequence(seed).spawn(3))
