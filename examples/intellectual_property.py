@@ -37,9 +37,13 @@ WORDS = {
 }
 
 
+SHARED = "night light rain moon river stone window road silence morning dream shadow".split()
+
+
 def collection(path: Path, words: list[str], seed: int, lines: int = 80) -> list[str]:
+    """Lines of six words, each from the author's own imagery with probability 0.3, else from imagery both share."""
     rng = random.Random(seed)
-    text = [" ".join(rng.choice(words + ["the", "of", "and", "night", "light"]) for _ in range(7)) for _ in range(lines)]
+    text = [" ".join(rng.choice(words if rng.random() < 0.3 else SHARED) for _ in range(6)) for _ in range(lines)]
     path.write_text("\n".join(text) + "\n")
     return text
 

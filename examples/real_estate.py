@@ -9,7 +9,7 @@ noise): a stand-in for a land registry's records.
 
 1. The notary records 150 property transfers as ``event`` statements it signs (parcel, features, price, date).
 2. The valuation firm rebuilds its training table from those statements, registers it naming the log entries
-   it came from, trains a gradient boosting valuation model and registers it with its lineage and held-out error.
+   it came from, trains a hedonic valuation model and registers it with its lineage and held-out error.
 3. The firm values a new property: the valuation is a statement naming the model that produced it.
 4. A lender receives the model file and its provenance bundle (the model's and its dataset's statements with
    inclusion proofs and the anchor on chain) and verifies them offline, with only the log's public key;
@@ -25,7 +25,10 @@ from pathlib import Path
 
 import joblib
 import numpy as np
-from sklearn.ensemble import GradientBoostingRegressor
+from sklearn.compose import ColumnTransformer, TransformedTargetRegressor
+from sklearn.linear_model import LinearRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import FunctionTransformer
 
 from ledgermind import Client
 
@@ -64,16 +67,20 @@ def run(home: Path) -> bool:
                                             f"{transfers[-1].log_index}")
         xy = np.loadtxt(table, delimiter=",", skiprows=1)
         X, y = xy[:, :4], xy[:, 4]
-        valuer = GradientBoostingRegressor(random_state=0).fit(X[:120], y[:120])
+        # a hedonic price model: log price linear in log floor area, rooms, age and distance
+        hedonic = ColumnTransformer([("log_area", FunctionTransformer(np.log), [0])], remainder="passthrough")
+        valuer = TransformedTargetRegressor(make_pipeline(hedonic, LinearRegression()), func=np.log,
+                                            inverse_func=np.exp).fit(X[:120], y[:120])
         mape = float(np.mean(np.abs(valuer.predict(X[120:]) - y[120:]) / y[120:]))
         model_path = files / "valuation-model.joblib"
         joblib.dump(valuer, model_path)
         model = firm.register_model(model_path, trained_on=[data.digest], metrics={"mape": mape})
         print(f"valuation model {model.digest[:12]}: {mape:.1%} mean error on 30 held-out transfers")
 
-        estimate = round(float(valuer.predict([[96.0, 4, 25, 6.5]])[0]), -3)
+        parcel = [96.0, 4.0, 25.0, 6.5]  # the features of a property on sale, in FEATURES order
+        estimate = round(float(valuer.predict(np.array([parcel]))[0]), -3)
         firm.record_event(domain="real-estate", type="valuation", related=[model.digest],
-                          data={"parcel": "P-2001", "estimateEur": estimate, "features": [96.0, 4, 25, 6.5]})
+                          data={"parcel": "P-2001", "estimateEur": estimate, "features": dict(zip(FEATURES, parcel))})
         print(f"parcel P-2001 valued at EUR {estimate:,.0f}, recorded with the model that produced it")
         bundle = firm.export_bundle(model.digest, files / "valuation-model.bundle.json")  # anchors first
         log_key = firm.log_info()["publicKey"]
