@@ -206,9 +206,15 @@ def test_every_page_renders_its_key_facts(explored):
     asset = pages["asset"]
     assert asset["name"] == "tuned.joblib" and set(asset["graphNodes"]) == ids(lineage) and len(ids(lineage)) == 6
     assert asset["graphEdges"] == 5  # tuned <- extra, tuned <- federated, federated <- 3 parties' data
-    assert asset["afterClick"] == {"hash": f"#/assets/{facts['fed']['model']['id']}", "name": facts["fed"]["model"]["name"]}
+    clicked = asset["afterClick"]
+    assert (clicked["hash"], clicked["name"]) == (f"#/assets/{facts['fed']['model']['id']}", facts["fed"]["model"]["name"])
+    # the federated model's graph: the parties' data behind it, the tuned model made from it
+    assert set(clicked["graphNodes"]) == {facts["fed"]["model"]["id"], facts["tuned"]["id"]} | {p["dataset"] for p in facts["parties"]}
 
     assert len(pages["log"]["rows"]) == facts["log_size"] and pages["log"]["rows"][0].startswith(f"#{facts['log_size'] - 1}\t")
+    market_rows = pages["log"]["marketRows"]  # filtered to market/v1: the listing's steps and the sale
+    assert len(market_rows) >= 2 and all(row.split("\t")[1] == "market/v1" for row in market_rows)
+    assert market_rows[0].split("\t")[0] == pages["market"]["sales"][0].split("\t")[0]  # the sale is the newest
     assert facts["tuned"]["id"][:12] in pages["anchors"]["rows"][0] or anchor["txHash"][:14] in pages["anchors"]["rows"][0]
     assert anchor["txHash"] in pages["tx"]["text"] and "Anchors the log" in pages["tx"]["text"]
 

@@ -67,11 +67,16 @@ try {
   await page.waitForFunction((id) => location.hash === `#/assets/${id}`
     && document.querySelector('main[data-ready="true"][data-page="asset"]'), opts.parentAsset);
   report.pages.asset.afterClick = { hash: await page.evaluate(() => location.hash),
-    name: (await text("[data-fact=asset-name]"))[0] };
+    name: (await text("[data-fact=asset-name]"))[0],
+    graphNodes: await graph.locator("g.node").evaluateAll((gs) => gs.map((g) => g.getAttribute("data-id"))) };
 
   // log, an entry, and its inclusion proof verified in the page (then a tampered one)
   r = await open("#/log", "log");
   report.pages.log = { ...r, rows: await rows("log") };
+  await page.selectOption("#log-type", "market/v1");
+  await page.waitForFunction(() => location.hash === "#/log?type=market/v1"
+    && document.querySelector('main[data-ready="true"][data-page="log"]'));
+  report.pages.log.marketRows = await rows("log");
   r = await open(`#/log/${opts.entry}`, "entry");
   await page.waitForSelector("[data-fact=signature] .badge");
   const entry = { ...r, predicate: (await text("[data-fact=predicate]"))[0],

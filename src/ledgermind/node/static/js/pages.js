@@ -79,8 +79,28 @@ function pager(offset, shown, total, href) {
     offset + shown < total ? link(href(offset + PAGE), "next →") : null);
 }
 
+/** Models whose registration names `id` as training data or parent model: the lineage one step forward. */
+async function childrenOf(id) {
+  const out = [];
+  for (let start = 0; ;) {
+    const page = await api("/v1/statements", { predicate: "model/v1", start, limit: 500 });
+    for (const s of page) {
+      const p = s.statement.predicate;
+      const rel = (p.trainingDatasets || []).some((r) => r.digest === id) ? "trainedOn"
+        : (p.parentModels || []).some((r) => r.digest === id) ? "derivedFrom" : null;
+      if (rel) out.push({ id: s.subject.digest, name: s.subject.name, kind: "model", relation: rel });
+    }
+    if (page.length < 500) return out;
+    start = page[page.length - 1].logIndex + 1;
+  }
+}
+
 export async function asset([ref]) {
   const [a, graph] = await Promise.all([api(`/v1/assets/${ref}`), api(`/v1/assets/${ref}/lineage`)]);
+  for (const c of await childrenOf(graph.root)) {
+    if (!graph.nodes.some((n) => n.id === c.id)) graph.nodes.push({ id: c.id, name: c.name, kind: c.kind, missing: false });
+    graph.edges.push({ child: c.id, parent: graph.root, relation: c.relation });
+  }
   const p = a.statement.predicate || {};
   const metrics = p.metrics ? Object.entries(p.metrics).map(([k, v]) => `${k} ${v}`).join(", ") : "";
   return [
@@ -91,7 +111,7 @@ export async function asset([ref]) {
       ["rows", p.rows !== undefined ? String(p.rows) : ""],
     ])),
     h("h2", {}, "Lineage"),
-    h("p", { class: "muted" }, "What this asset was trained on or derived from, left to right. Click a node to open it; drag to pan, scroll to zoom."),
+    h("p", { class: "muted" }, "What this asset was trained on or derived from (to its left) and the models trained on or derived from it (to its right). Click a node to open it; drag to pan, scroll to zoom."),
     lineageGraph(graph, (id) => { location.hash = `#/assets/${id}`; }),
     h("h2", {}, "Statements about it"),
     table([
@@ -106,22 +126,32 @@ export async function asset([ref]) {
 
 // ------------------------------------------------------------------------------------------- log
 export async function logPage(_, query) {
-  const start = query.get("start");
-  const page = await api("/v1/log/entries", { order: "desc", limit: PAGE, start: start ?? undefined });
-  const items = page.items;
+  const start = query.get("start") ?? undefined, type = query.get("type") || undefined;
+  const [node, page] = await Promise.all([api("/v1/node"), api("/v1/log/entries", { order: "desc", limit: 1 })]);
+  // with a type, the statements index pages through that type only; both list newest first from `start`
+  const items = type
+    ? await api("/v1/statements", { predicate: type, order: "desc", limit: PAGE, start })
+    : (await api("/v1/log/entries", { order: "desc", limit: PAGE, start })).items;
   const newest = items.length ? items[0].logIndex : 0, oldest = items.length ? items[items.length - 1].logIndex : 0;
+  const href = (s) => `#/log?start=${s}${type ? "&type=" + type : ""}`;
+  const pick = h("select", { id: "log-type", "aria-label": "statement type", onchange: (e) => {
+    location.hash = `#/log${e.target.value ? "?type=" + e.target.value : ""}`;
+  } }, ["", ...node.predicateTypes.map(predicateName)].map((t) => h("option", { value: t, selected: t === (type || "") }, t || "all types")));
   return [
     h("h1", {}, "Log"),
     h("p", { class: "muted" }, `${page.size} entries, newest first. Each is a signed in-toto statement in an RFC 9162 Merkle tree.`),
+    h("div", { class: "row" }, pick),
+    h("p"),
     table([
       ["#", (e) => entryLink(e.logIndex)],
       ["type", (e) => predicateName(e.predicateType)],
       ["subject", (e) => h("span", { title: e.subject.digest }, e.subject.name)],
       ["signer", (e) => h("span", { class: "mono" }, short(e.signer, 12))],
-    ], items, "The log is empty.", { "data-table": "log" }),
+    ], items, type ? `No ${type} statements.` : "The log is empty.", { "data-table": "log" }),
     h("div", { class: "row pager" },
-      newest < page.size - 1 ? link(`#/log?start=${Math.min(page.size - 1, newest + PAGE)}`, "← newer") : null,
-      oldest > 0 ? link(`#/log?start=${oldest - 1}`, "older →") : null),
+      !type && newest < page.size - 1 ? link(href(Math.min(page.size - 1, newest + PAGE)), "← newer") : null,
+      start !== undefined && type ? link(`#/log?type=${type}`, "← newest") : null,
+      oldest > 0 && items.length === PAGE ? link(href(oldest - 1), "older →") : null),
   ];
 }
 
@@ -156,9 +186,12 @@ export async function entryPage([n]) {
     h("h1", {}, `Entry #${entry.logIndex}`),
     h("div", { class: "card" }, kv([
       ["type", h("span", { "data-fact": "predicate" }, predicateName(st.predicateType))],
-      ["subject", h("span", {}, subject.name || "", " ", h("span", { class: "mono muted" }, short((subject.digest || {}).sha256, 16)))],
+      ["subject", /attestations\/(dataset|model)\/v1$/.test(st.predicateType)
+        ? assetLink((subject.digest || {}).sha256, subject.name)
+        : h("span", {}, subject.name || "", " ", h("span", { class: "mono muted" }, short((subject.digest || {}).sha256, 16)))],
       ["signer", h("span", { class: "mono", "data-fact": "signer" }, entry.signer)],
       ["signature", sigCheck],
+      ["transaction", txLink((st.predicate || {}).txHash)],
     ])),
     h("h2", {}, "Inclusion"),
     h("div", { class: "card" },

@@ -112,15 +112,16 @@ export function barPlot(items, opts = {}) {
 }
 
 /**
- * The lineage graph of an asset: the asset on the right, what it was trained on or derived from to its
- * left, layer by layer. `graph` is GET /v1/assets/{id}/lineage: {root, nodes: [{id, kind, name, missing}],
+ * The lineage graph of an asset: what it was trained on or derived from to its left, layer by layer, and the
+ * models made from it (edges whose parent is the root) one layer to its right. `graph` is GET /v1/assets/{id}/lineage: {root, nodes: [{id, kind, name, missing}],
  * edges: [{child, parent, relation}]}. A click on a node calls onOpen(id). Drag pans, the wheel zooms.
  */
 export function lineageGraph(graph, onOpen) {
   const nodes = new Map(graph.nodes.map((n) => [n.id, { ...n, kind: n.kind || "unknown",
-    name: n.name || n.id.slice(0, 12), depth: n.id === graph.root ? 0 : -1 }]));
+    name: n.name || n.id.slice(0, 12), depth: n.id === graph.root ? 0 : -Infinity }]));
   const edges = graph.edges.map((e) => [e.parent, e.child, e.relation]);
-  // a node's layer is its longest distance from the root, so every edge points rightwards
+  // a node's layer is its longest distance back from the root, so every edge points rightwards; models made
+  // from the root (edges into it from a node without a depth yet) sit one layer to its right
   for (let changed = true, guard = 0; changed && guard <= nodes.size; guard++) {
     changed = false;
     for (const [parent, child] of edges) {
@@ -128,6 +129,10 @@ export function lineageGraph(graph, onOpen) {
       if (c && p && c.depth >= 0 && p.depth < c.depth + 1) { p.depth = c.depth + 1; changed = true; }
     }
   }
+  for (const [parent, child] of edges) {
+    if (parent === graph.root && nodes.get(child).depth === -Infinity) nodes.get(child).depth = -1;
+  }
+  for (const n of nodes.values()) if (n.depth === -Infinity) n.depth = 0; // not linked to the root: shown beside it
   const depthMax = Math.max(...[...nodes.values()].map((n) => n.depth));
   const layers = [];
   for (const n of nodes.values()) (layers[depthMax - n.depth] ||= []).push(n);
@@ -155,7 +160,7 @@ export function lineageGraph(graph, onOpen) {
     const color = n.kind === "dataset" ? "#2f8f6f" : n.kind === "model" ? "#6a4fc2" : "#98a1b3";
     const g = svg("g", { class: "node", transform: `translate(${n.x},${n.y})`, "data-id": n.id, tabindex: 0,
       role: "link", "aria-label": `${n.kind} ${n.name}` }, [
-      svg("rect", { width: NW, height: NH, rx: 7, fill: n.depth === 0 ? "#eef3ff" : "#fff", stroke: color,
+      svg("rect", { width: NW, height: NH, rx: 7, fill: n.id === graph.root ? "#eef3ff" : "#fff", stroke: color,
         "stroke-width": 2, "stroke-dasharray": n.missing ? "4 3" : null }),
       svg("text", { x: 10, y: 18, "font-size": 13, "font-weight": 600 }, n.name.length > 20 ? n.name.slice(0, 19) + "…" : n.name),
       svg("text", { x: 10, y: 35, "font-size": 11, fill: color }, `${n.missing ? "not registered" : n.kind} · ${n.id.slice(0, 10)}`),
