@@ -76,3 +76,33 @@ def test_up_serves_and_stops_on_sigterm_leaving_the_home_consistent(tmp_path):
         assert cli.json("log", "entry", str(index))["signer"] == signer
     # the chain was released: the next command opens it in-process
     assert cli.json("anchor")["chainId"] == 1337
+
+
+def test_up_attaches_to_an_external_chain(tmp_path):
+    """With --rpc-url, no chain is served: the API reports the external chain, and anchors land on it."""
+    from ledgermind.accounts import DEV_PASSWORD, Keystore
+    from ledgermind.cli.up import start_up
+    from ledgermind.config import load_settings
+
+    from .anvil import running_anvil
+    from .conftest import InProcessCLI
+
+    (tmp_path / "data.csv").write_text("a,b\n1,2\n")
+    with running_anvil() as url:
+        cli = InProcessCLI(tmp_path / "home")
+        operator = cli("account", "new", "--default").stdout.strip()
+        cli("--rpc-url", url, "deploy")
+        data = cli.json("--rpc-url", url, "register", "dataset", str(tmp_path / "data.csv"))
+        settings = load_settings(tmp_path / "home", rpc_url=url, auto_anchor=False)
+        up = start_up(settings, api_port=0)
+        try:
+            assert up.rpc_url is None and not (tmp_path / "home" / "chain" / "node.json").exists()
+            account = Keystore(settings.keystore_dir).unlock(operator, DEV_PASSWORD)
+            with NodeSession(up.api_url, account) as s:
+                assert s.info["chainId"] == 31337 and s.info["rpcUrl"] == url
+                assert [a["id"] for a in s.get("/v1/assets").json()["items"]] == [data["id"]]
+                anchored = s.post("/v1/anchors", {}).json()["anchored"]
+                assert anchored["chainId"] == 31337 and anchored["status"] == "anchored"
+        finally:
+            up.stop()
+        assert cli.json("--rpc-url", url, "verify", data["id"])["ok"] is True

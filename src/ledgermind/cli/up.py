@@ -12,7 +12,8 @@ import signal
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Optional
 
 import typer
 
@@ -50,8 +51,10 @@ def start_up(settings: Settings, *, host: str = "127.0.0.1", api_port: int = 870
     from ledgermind.chain.connection import node_record
     from ledgermind.cli.node import anchor_loop
     from ledgermind.node.app import NodeOptions, create_app
-    from ledgermind.node.serve import ApiServer
+    from ledgermind.node.serve import LOOPBACK, ApiServer
 
+    if host not in LOOPBACK:
+        raise InvalidInputError(f"ledgermind up serves loopback only; {host!r} is not")
     up = Up(api_url="", rpc_url=None)
     try:
         if settings.rpc_url is None:
@@ -87,6 +90,9 @@ def start_up(settings: Settings, *, host: str = "127.0.0.1", api_port: int = 870
 
 def up_command(
     ctx: typer.Context,
+    home: Optional[Path] = typer.Option(None, "--home", help="Data folder (same as the global --home)."),
+    rpc_url: Optional[str] = typer.Option(
+        None, "--rpc-url", help="Attach to this chain instead of serving the embedded one (same as the global --rpc-url)."),
     host: str = typer.Option("127.0.0.1", help="Address to listen on (loopback only)."),
     api_port: int = typer.Option(8700, help="Port of the REST API and explorer (0 picks a free one)."),
     rpc_port: int = typer.Option(8545, help="Port of the chain's JSON-RPC (0 picks a free one; unused with --rpc-url)."),
@@ -99,6 +105,9 @@ def up_command(
 
     if rate <= 0 or burst < 1 or max_body < 1:
         raise InvalidInputError("--rate must be > 0, --burst and --max-body at least 1")
+    state = ctx.find_root().obj
+    if home is not None or rpc_url is not None:
+        state.update({k: v for k, v in (("home", home), ("rpc_url", rpc_url)) if v is not None})
     settings = client_of(ctx).settings
     done = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
