@@ -216,6 +216,9 @@ def test_operators_anchor_and_vote(node):
         anchored = r.json()["anchored"]
         assert anchored["status"] == "anchored" and anchored["treeSize"] == s.get("/v1/log").json()["size"]
         assert [a["txHash"] for a in s.get("/v1/anchors").json() if a["status"] == "anchored"][-1] == anchored["txHash"]
+        tx = s.get(f"/v1/chain/transactions/{anchored['txHash']}").json()
+        assert tx["from"] == operator.address and tx["status"] == 1 and tx["to"] == anchored["contract"]
+        _error(s.get(f"/v1/chain/transactions/0x{'ab' * 32}"), 404, "no transaction")
 
         r = s.post(f"/v1/governance/proposals/{ids['proposal']}/votes", {"support": True})
         assert r.status_code == 200, r.text

@@ -206,7 +206,23 @@ class AnchorResult(BaseModel):
     anchored: Anchor | None
 
 
-# ---------------------------------------------------------------------- market, channels
+# ---------------------------------------------------------------------- chain, market, channels
+class Transaction(BaseModel):
+    hash: str
+    chainId: int
+    from_: str = Field(alias="from")
+    to: str | None
+    value: str
+    nonce: int
+    blockNumber: int
+    blockHash: str
+    status: int = Field(description="1 succeeded, 0 reverted")
+    gasUsed: int
+    contractAddress: str | None
+    logs: int = Field(description="How many event logs it emitted.")
+
+
+
 class Listing(_Open):
     id: str
     owner: str | None = None

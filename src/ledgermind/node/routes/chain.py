@@ -1,4 +1,4 @@
-"""Public reads of what lives on chain, with the statements the log holds about it: market listings and sales,
+"""Public reads of what lives on chain, with the statements the log holds about it: transactions, market listings and sales,
 federated training tasks (rounds, scores, rewards, slashing), governance proposals. On the embedded chain the
 contracts are deployed on first use, as the CLI does; on an external chain without them the answer is 503."""
 
@@ -28,6 +28,27 @@ def _all(client: Any, predicate: str, keep: Any, limit: int = 10_000) -> list[di
         out.extend(s for s in page if keep(s["statement"]["predicate"]))
         start = page[-1]["logIndex"] + 1
     return out[:limit]
+
+
+@router.get("/v1/chain/transactions/{tx_hash}", response_model=m.Transaction, responses=ERRORS, tags=["chain"])
+async def transaction(request: Request, tx_hash: str = Path(pattern="^0x[0-9a-fA-F]{64}$")) -> dict[str, Any]:
+    """A transaction on the node's chain with its receipt: sender, recipient, value, block, status, gas used."""
+    def read(w: Worker) -> dict[str, Any]:
+        from web3.exceptions import TransactionNotFound
+
+        chain = w.client.chain()
+        try:
+            tx = chain.w3.eth.get_transaction(tx_hash)
+            receipt = chain.w3.eth.get_transaction_receipt(tx_hash)
+        except TransactionNotFound:
+            raise NotFoundError(f"no transaction {tx_hash} on chain {chain.chain_id}") from None
+        return {"hash": tx_hash.lower(), "chainId": chain.chain_id, "from": tx["from"], "to": tx.get("to"),
+                "value": str(tx["value"]), "nonce": int(tx["nonce"]), "blockNumber": int(receipt["blockNumber"]),
+                "blockHash": "0x" + bytes(receipt["blockHash"]).hex(), "status": int(receipt["status"]),
+                "gasUsed": int(receipt["gasUsed"]), "contractAddress": receipt.get("contractAddress"),
+                "logs": len(receipt["logs"])}
+
+    return await state_of(request).reads.run(read)
 
 
 @router.get("/v1/market/listings", response_model=list[m.Listing], responses=ERRORS, tags=["market"])
