@@ -22,7 +22,7 @@ try {
   const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
   await context.addInitScript((key) => { window.LEDGERMIND_DEV_KEY = key; }, opts.devKey);
   const page = await context.newPage();
-  page.setDefaultTimeout(20000);
+  page.setDefaultTimeout(30000); // generous: CI runs the rest of the suite beside it
   page.on("console", (m) => { if (m.type() === "error") report.consoleErrors.push(m.text()); });
   page.on("pageerror", (e) => report.pageErrors.push(String(e)));
   page.on("requestfailed", (r) => report.failedRequests.push(`${r.url()} ${r.failure()?.errorText}`));

@@ -18,8 +18,10 @@ export async function overview() {
     api("/v1/receipts", { limit: 500 }), api("/v1/statements", { predicate: "oracle/v1", limit: 500 }),
   ]);
   const anchored = anchors.filter((a) => a.status === "anchored").sort((a, b) => b.treeSize - a.treeSize);
+  // lists are read one page of 500 deep here: a full page means "at least"
   const stat = (name, n, label, href) => h("a", { class: "stat", href, "data-stat": name },
-    h("div", { class: "n" }, String(n)), h("div", { class: "l" }, label));
+    h("div", { class: "n" }, n >= 500 && name !== "entries" && name !== "assets" ? "500+" : String(n)),
+    h("div", { class: "l" }, label));
   const latest = anchored[0];
   return [
     h("h1", {}, "Overview"),
@@ -131,7 +133,9 @@ export async function logPage(_, query) {
   // with a type, the statements index pages through that type only; both list newest first from `start`
   const items = type
     ? await api("/v1/statements", { predicate: type, order: "desc", limit: PAGE, start })
-    : (await api("/v1/log/entries", { order: "desc", limit: PAGE, start })).items;
+    : (await api("/v1/log/entries", { order: "desc", limit: PAGE, start, statements: true })).items;
+  // what the statement records, in a word: a market or federation action, an event's type, an alert's kind
+  const what = (e) => { const p = (e.statement || {}).predicate || {}; return p.action || p.type || p.kind || ""; };
   const newest = items.length ? items[0].logIndex : 0, oldest = items.length ? items[items.length - 1].logIndex : 0;
   const href = (s) => `#/log?start=${s}${type ? "&type=" + type : ""}`;
   const pick = h("select", { id: "log-type", "aria-label": "statement type", onchange: (e) => {
@@ -145,6 +149,7 @@ export async function logPage(_, query) {
     table([
       ["#", (e) => entryLink(e.logIndex)],
       ["type", (e) => predicateName(e.predicateType)],
+      ["what", what],
       ["subject", (e) => h("span", { title: e.subject.digest }, e.subject.name)],
       ["signer", (e) => h("span", { class: "mono" }, short(e.signer, 12))],
     ], items, type ? `No ${type} statements.` : "The log is empty.", { "data-table": "log" }),
