@@ -17,7 +17,7 @@ from eth_account import Account
 
 from ledgermind.node.signing import NodeSession, event_envelope
 
-from .conftest import CLI
+from .conftest import InProcessCLI
 
 pytestmark = [pytest.mark.chain, pytest.mark.slow]
 
@@ -68,7 +68,7 @@ def test_up_serves_and_stops_on_sigterm_leaving_the_home_consistent(tmp_path):
             proc.kill()
     assert "ledgermind up: stopped" in proc.stderr.read()
     assert not (home / "chain" / "node.json").exists()
-    cli = CLI(home)
+    cli = InProcessCLI(home)
     assert cli.json("log", "fsck")["ok"] is True
     size = cli.json("log", "info")["size"]
     assert len(acked) >= 20 and max(i for i, _ in acked) < size
@@ -85,7 +85,6 @@ def test_up_attaches_to_an_external_chain(tmp_path):
     from ledgermind.config import load_settings
 
     from .anvil import running_anvil
-    from .conftest import InProcessCLI
 
     (tmp_path / "data.csv").write_text("a,b\n1,2\n")
     with running_anvil() as url:
