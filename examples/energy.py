@@ -18,15 +18,14 @@ One ledgermind home holds a small energy community (one log, one embedded chain,
 
 from __future__ import annotations
 
-import argparse
 import sys
-import tempfile
 from pathlib import Path
 
 import joblib
 import numpy as np
 from sklearn.ensemble import GradientBoostingRegressor
 
+from _home import run_example
 from ledgermind import Client
 
 PRICE_PER_WH = 10**11  # wei per watt-hour (0.0001 of the native coin per kWh)
@@ -100,15 +99,5 @@ def run(home: Path) -> bool:
     return report.ok and redeemed == withdrawn == owed
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--home", type=Path, help="LEDGERMIND_HOME to use (default: a temporary one)")
-    args = parser.parse_args()
-    if args.home is not None:
-        return 0 if run(args.home) else 1
-    with tempfile.TemporaryDirectory() as tmp:
-        return 0 if run(Path(tmp) / "home") else 1
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_example(run, __doc__))

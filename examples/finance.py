@@ -17,11 +17,9 @@ checkout) or ``--data``. One ledgermind home holds the bank's platform account a
 
 from __future__ import annotations
 
-import argparse
 import csv
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 import joblib
@@ -30,6 +28,7 @@ from sklearn.ensemble import RandomForestClassifier
 from sklearn.metrics import precision_score, recall_score, roc_auc_score
 from sklearn.model_selection import train_test_split
 
+from _home import example_home, example_parser
 from ledgermind import Client
 from ledgermind.errors import LedgermindError
 
@@ -100,17 +99,14 @@ def run(home: Path, data_path: Path) -> bool:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--home", type=Path, help="LEDGERMIND_HOME to use (default: a temporary one)")
+    parser = example_parser(__doc__)
     parser.add_argument("--data", type=Path, default=default_data(), help="the dataset's transaction_dataset.csv")
     args = parser.parse_args()
     if not args.data.is_file():
         print(f"error: no dataset at {args.data}: pass --data PATH or set LEDGERMIND_SHARED_DATA", file=sys.stderr)
         return 1
-    if args.home is not None:
-        return 0 if run(args.home, args.data) else 1
-    with tempfile.TemporaryDirectory() as tmp:
-        return 0 if run(Path(tmp) / "home", args.data) else 1
+    with example_home(args.home) as home:
+        return 0 if run(home, args.data) else 1
 
 
 if __name__ == "__main__":

@@ -18,11 +18,10 @@ One ledgermind home plays a small consortium (one log, one embedded chain, an ac
 
 from __future__ import annotations
 
-import argparse
 import sys
-import tempfile
 from pathlib import Path
 
+from _home import run_example
 from ledgermind import Client
 from ledgermind.access import AccessRefused
 from ledgermind.access.serve import ProviderServer
@@ -91,15 +90,5 @@ def run(home: Path) -> bool:
     return report.ok and refused == 403 and copy_ok
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--home", type=Path, help="LEDGERMIND_HOME to use (default: a temporary one)")
-    args = parser.parse_args()
-    if args.home is not None:
-        return 0 if run(args.home) else 1
-    with tempfile.TemporaryDirectory() as tmp:
-        return 0 if run(Path(tmp) / "home") else 1
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_example(run, __doc__))

@@ -17,10 +17,8 @@ embedded chain). The works are short text collections generated here from seeded
 
 from __future__ import annotations
 
-import argparse
 import random
 import sys
-import tempfile
 from pathlib import Path
 
 import joblib
@@ -28,6 +26,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 
+from _home import run_example
 from ledgermind import Client
 
 PRICE = 10**15  # per use, in the native coin's smallest unit
@@ -100,15 +99,5 @@ def run(home: Path) -> bool:
     return report.ok and sum(collected.values()) == paid_in
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--home", type=Path, help="LEDGERMIND_HOME to use (default: a temporary one)")
-    args = parser.parse_args()
-    if args.home is not None:
-        return 0 if run(args.home) else 1
-    with tempfile.TemporaryDirectory() as tmp:
-        return 0 if run(Path(tmp) / "home") else 1
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_example(run, __doc__))

@@ -18,9 +18,7 @@ noise): a stand-in for a land registry's records.
 
 from __future__ import annotations
 
-import argparse
 import sys
-import tempfile
 from pathlib import Path
 
 import joblib
@@ -30,6 +28,7 @@ from sklearn.linear_model import LinearRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer
 
+from _home import run_example
 from ledgermind import Client
 
 FEATURES = ["area_m2", "rooms", "age_years", "km_to_centre"]
@@ -95,15 +94,5 @@ def run(home: Path) -> bool:
     return report.ok and not forged.ok
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--home", type=Path, help="LEDGERMIND_HOME to use (default: a temporary one)")
-    args = parser.parse_args()
-    if args.home is not None:
-        return 0 if run(args.home) else 1
-    with tempfile.TemporaryDirectory() as tmp:
-        return 0 if run(Path(tmp) / "home") else 1
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_example(run, __doc__))

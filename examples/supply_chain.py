@@ -16,16 +16,15 @@ The numbers are synthetic and seeded: weekly sales with a yearly cycle and noise
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
-import tempfile
 from pathlib import Path
 
 import joblib
 import numpy as np
 from sklearn.linear_model import Ridge
 
+from _home import run_example
 from ledgermind import Client
 
 WEEKS = 26
@@ -114,15 +113,5 @@ def run(home: Path) -> bool:
     return report.ok and same.ok
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--home", type=Path, help="LEDGERMIND_HOME to use (default: a temporary one)")
-    args = parser.parse_args()
-    if args.home is not None:
-        return 0 if run(args.home) else 1
-    with tempfile.TemporaryDirectory() as tmp:
-        return 0 if run(Path(tmp) / "home") else 1
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_example(run, __doc__))

@@ -71,6 +71,13 @@ def test_finance(tmp_path):
         assert lm.gov_status(model)["lineageApproved"]
 
 
+def test_finance_without_its_data_says_so_in_one_line(tmp_path):
+    proc = subprocess.run([sys.executable, str(EXAMPLES / "finance.py"), "--home", str(tmp_path / "home"),
+                           "--data", str(tmp_path / "missing.csv")], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1 and proc.stderr.count("\n") == 1 and "pass --data PATH" in proc.stderr
+    assert not (tmp_path / "home").exists()
+
+
 def test_supply_chain(tmp_path):
     out = run_example("supply_chain", tmp_path / "home")
     assert "sales table rebuilt from the log: PASS" in out
