@@ -73,13 +73,15 @@ def start(tmp: Path) -> Node:
     import numpy as np
     from sklearn.datasets import load_breast_cancer
     from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
 
     from ledgermind import Client
 
     home = tmp / "home"
     X, y = load_breast_cancer(return_X_y=True)
     model_file = tmp / "breast_cancer_lr.joblib"
-    joblib.dump(LogisticRegression(max_iter=10_000).fit(X, y), model_file)
+    joblib.dump(make_pipeline(StandardScaler(), LogisticRegression()).fit(X, y), model_file)
     data = tmp / "breast_cancer.csv"
     np.savetxt(data, np.c_[X, y], delimiter=",", header=",".join([f"f{i}" for i in range(30)] + ["label"]), comments="")
     with Client(home) as lm:
