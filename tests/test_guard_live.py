@@ -137,6 +137,13 @@ def attack(honest, tmp_path):
     return tmp_path / "home", names, model
 
 
+def abuse(scanned: dict) -> list[dict]:
+    """A scan's new alerts but those of the health monitor: once an attack's transactions push the chain's history
+    past the profile's warm-up, how fast this (shared, noisy) machine sent them may rightly count as a departure.
+    Health has its own tests (test_guard_health.py)."""
+    return [a for a in scanned["alerts"] if a["kind"] != "health"]
+
+
 def test_honest_activity_raises_no_alert(honest):
     _, names, _, scanned = honest
     assert scanned["sync"]["transactions"] > 40
@@ -153,9 +160,7 @@ def test_wash_trading_between_two_colluding_accounts(attack):
     cli("--account", b, "market", "buy", model, "--nft")
     cli("--account", b, "market", "sell", model, "--nft", "--price", "0.4ether")
     cli("--account", a, "market", "buy", model, "--nft")
-    scanned = cli.json("guard", "scan")
-    assert len(scanned["alerts"]) == 1, [(a["kind"], a["summary"], a["features"]) for a in scanned["alerts"]]
-    (alert,) = scanned["alerts"]
+    (alert,) = abuse(cli.json("guard", "scan"))
     # the ring is the two colluders; the honest first sale by the original seller is not part of it
     assert alert["kind"] == "wash-trading" and alert["subjects"] == sorted([a, b])
     f = alert["features"]
@@ -163,7 +168,7 @@ def test_wash_trading_between_two_colluding_accounts(attack):
     assert alert["score"] >= alert["threshold"]
     assert len(alert["evidence"]) == 3  # the three sales of the ring
 
-    listed = cli.json("alerts")
+    listed = cli.json("alerts", "--kind", "wash-trading")
     assert [r["id"] for r in listed] == [alert["id"]]
     assert listed[0]["signer"].lower() == names["seller"]  # the guard's (acting) account signed it
     entry = cli.json("log", "entry", str(listed[0]["logIndex"]))
@@ -175,7 +180,7 @@ def test_wash_trading_between_two_colluding_accounts(attack):
     assert "PASS reproduced" in text and "cycles=2" in text
     # a second scan finds the same alert and records nothing new
     again = cli.json("guard", "scan")
-    assert again["alerts"] == [] and again["known"] == 1
+    assert abuse(again) == [] and again["known"] >= 1
 
     # anyone can append an alert/v1 statement; one whose features were inflated does not re-derive
     from ledgermind.guard import Alert
@@ -206,9 +211,7 @@ def test_sybil_cluster_in_a_federation(attack):
         task = w.task(honest + sybils, rounds=1)
         copied = digest("one update, three seats")
         w.federation_round(task, {**{h: digest(f"own work {h.address}") for h in honest}, **{s: copied for s in sybils}})
-    scanned = CLI(home).json("guard", "scan")
-    assert len(scanned["alerts"]) == 1, [(a["kind"], a["summary"], a["features"]) for a in scanned["alerts"]]
-    (alert,) = scanned["alerts"]
+    (alert,) = abuse(CLI(home).json("guard", "scan"))
     assert alert["kind"] == "sybil-cluster" and alert["case"].startswith(f"task:{task}:")
     assert alert["subjects"] == sorted(s.address.lower() for s in sybils)
     f = alert["features"]
@@ -237,8 +240,8 @@ def test_voucher_abuse_on_payment_channels(attack):
             w.channels.open(fresh, provider.address, 10**14, w.channels.now() + 86_400)
         fresh_accounts = sorted(w.accounts[f"fresh{i}"].address.lower() for i in range(5))
         cid = "0x" + info.channel_id.hex()
-    scanned = CLI(home).json("guard", "scan")
-    by_case = {a["case"]: a for a in scanned["alerts"]}
+    scanned = abuse(CLI(home).json("guard", "scan"))
+    by_case = {a["case"]: a for a in scanned}
     assert set(by_case) == {f"channel:{cid}", f"funder:{funder.address.lower()}"}
     channel = by_case[f"channel:{cid}"]
     assert channel["subjects"] == sorted([names["client"], names["provider"]])
@@ -247,5 +250,33 @@ def test_voucher_abuse_on_payment_channels(attack):
     fan = by_case[f"funder:{funder.address.lower()}"]
     assert fan["subjects"] == sorted([funder.address.lower(), *fresh_accounts])
     assert fan["features"]["channels"] == 5 and len(fan["evidence"]) == 10  # five funding transfers, five opens
-    for a in scanned["alerts"]:
+    for a in scanned:
         assert CLI(home).json("alerts", "show", a["id"])["ok"]
+
+
+def test_supervised_fraud_score_of_a_collector(attack):
+    """The bundled detector (trained on the public Kaggle fraud dataset) flags an account that a dozen strangers pay
+    small amounts within seconds, the shape of a scam collecting from victims; the payers are not flagged."""
+    from ledgermind.guard.service import fraud_detector
+
+    detector, why = fraud_detector()
+    if detector is None:
+        pytest.skip(why)
+    home, names, _ = attack
+    with Client(home) as lm:
+        w = World(lm)
+        collector = w.account("collector")
+        for i in range(12):
+            victim = w.account(f"victim{i}")
+            w.chain.ensure_funds(victim.address)
+            w.chain.send(victim, {"to": collector.address, "value": 10**16}, 21_000)
+    cli = CLI(home)
+    scanned = cli.json("guard", "scan")
+    assert scanned["fraudModel"] == detector.digest
+    (alert,) = abuse(scanned)
+    assert (alert["kind"], alert["subjects"]) == ("fraud-score", [collector.address.lower()])
+    assert alert["score"] >= alert["threshold"] == detector.threshold
+    assert alert["detector"]["digest"] == detector.digest and alert["features"]["received_tnx"] == 12
+    assert len(alert["evidence"]) == 12
+    shown = cli.json("alerts", "show", alert["id"])
+    assert shown["ok"], shown["checks"]

@@ -36,7 +36,9 @@ HEALTH_DEFAULTS: dict[str, Any] = {"window": 20, "z": 4.0, "min_windows": 10, "m
 # metric -> (direction that is a problem: +1 up, -1 down, 0 both; absolute floor of the spread; relative floor)
 _METRICS: dict[str, tuple[int, float, float]] = {
     "failed_rate": (1, 0.05, 0.0),
-    "tx_per_second": (1, 0.0, 0.5),  # a surge; a lull is only idleness on chains that mine on demand
+    # a surge (a lull is only idleness on chains that mine on demand); spread at least the median: senders' own
+    # pace varies that much, so only five times the usual rate is a departure
+    "tx_per_second": (1, 0.0, 1.0),
     "gas_per_tx": (1, 0.0, 0.25),
     "block_interval": (1, 0.5, 0.5),
     "gas_per_block": (1, 0.0, 0.25),

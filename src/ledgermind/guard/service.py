@@ -8,14 +8,17 @@ guard's). ``show`` re-reads an alert's signed entry and re-derives it from the i
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ledgermind.chain.connection import ChainError
 from ledgermind.chain.indexer import ChainIndex
-from ledgermind.errors import InvalidInputError, NotFoundError
+from ledgermind.errors import InvalidInputError, LedgermindError, NotFoundError
 from ledgermind.guard import health as health_mod
 from ledgermind.guard.alerts import Alert, AlertBook, detector_digest
 from ledgermind.guard.events import WATCHED, Activity, hubs
@@ -76,34 +79,45 @@ def _pending(chain: Chain) -> int | None:
         return None
 
 
-def _supervised() -> Any:
-    """The bundled fraud detector and the feature extractor, if this installation has them (else None)."""
+def model_cache() -> Path:
+    """Where the bundled fraud detector is cached once trained: $XDG_CACHE_HOME/ledgermind (~/.cache/ledgermind):
+    per machine, not per home, since training takes seconds and gives the same model everywhere."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ledgermind"
+
+
+@lru_cache(maxsize=1)
+def fraud_detector() -> tuple[Any, str | None]:
+    """(the bundled supervised fraud detector, None), or (None, why there is none here): the module is not
+    installed, or the labelled dataset it is trained from is not on this machine. Loaded once per process (a
+    watching guard scans many times)."""
     try:
         from ledgermind.guard.detector import bundled_detector
-        from ledgermind.guard.features import TxTable, account_features
     except ImportError:
-        return None
-    return bundled_detector, TxTable, account_features
+        return None, "this installation has no supervised fraud detector"
+    try:
+        return bundled_detector(model_cache()), None
+    except LedgermindError as e:
+        return None, f"no supervised fraud detector: {e}"
 
 
-def find(client: Client, act: Activity, index: ChainIndex) -> list[Alert]:
-    """Every finding over ``act``: the unsupervised detectors, the health departures, the fraud scores."""
+def find(client: Client, act: Activity, index: ChainIndex, detector: Any = None) -> list[Alert]:
+    """Every finding over ``act``: the unsupervised detectors, the health departures and, with a ``detector``,
+    the fraud scores."""
     found: list[Alert] = []
     hub_list = hubs(act)
     for fn, defaults in DETECTORS.values():
         found += fn(act, hub_list, {**defaults, "contracts": act.contracts})
     found += health_mod.departures(act, index.blocks(), {**health_mod.HEALTH_DEFAULTS, "contracts": act.contracts})
-    found += fraud_scores(act)
+    if detector is not None:
+        found += fraud_scores(act, detector)
     return found
 
 
-def fraud_scores(act: Activity, only: list[str] | None = None) -> list[Alert]:
-    """``fraud-score`` alerts: accounts the bundled supervised detector scores at or above its threshold."""
-    parts = _supervised()
-    if parts is None or not act.txs:
-        return []
-    bundled_detector, TxTable, account_features = parts
-    detector = bundled_detector()
+def fraud_scores(act: Activity, detector: Any, only: list[str] | None = None) -> list[Alert]:
+    """``fraud-score`` alerts: externally owned accounts the supervised ``detector`` scores at or above its
+    threshold, from their features over every transaction up to ``act.head``."""
+    from ledgermind.guard.features import TxTable, account_features
+
     moved = [t for t in act.txs if t["status"] == 1]  # a reverted transaction moved no value
     table = TxTable.from_rows(moved, [t for t in act.transfers if not t["nft"]])
     # the detector learned from externally owned accounts: contracts (and the zero address of mints) are not scored
@@ -113,23 +127,22 @@ def fraud_scores(act: Activity, only: list[str] | None = None) -> list[Alert]:
     if not fm.addresses:
         return []
     scores = detector.score(fm)
-    threshold = float(getattr(detector, "threshold", 0.5))
     by_account: dict[str, list[str]] = {}
-    for t in act.txs:
+    for t in moved:
         for a in (t["sender"], t["recipient"]):
             if a:
                 by_account.setdefault(a, []).append(t["hash"])
     alerts = []
     for i, address in enumerate(fm.addresses):
         score = float(scores[i])
-        if score < threshold:
+        if score < detector.threshold:
             continue
         alerts.append(Alert(
-            "fraud-score", f"account:{address}", act.chain_id, act.head, (address,), score, threshold,
-            f"{address} scores {score:.3f} on the fraud detector (threshold {threshold:.3f})", "fraud-score",
-            str(getattr(detector, "version", "1")), {"contracts": act.contracts},
-            dict(zip(fm.names, (float(v) for v in fm.values[i]))), tuple(by_account.get(address, [])[-200:]),
-            detector.digest))
+            "fraud-score", f"account:{address}", act.chain_id, act.head, (address,), score, detector.threshold,
+            f"{address} scores {score:.3f} on the fraud detector (threshold {detector.threshold:.3f})",
+            "fraud-score", "1",
+            {"contracts": act.contracts}, dict(zip(fm.names, (float(v) for v in fm.values[i]))),
+            tuple(by_account.get(address, [])[-200:]), detector.digest))
     return alerts
 
 
@@ -142,7 +155,8 @@ def scan(client: Client) -> dict[str, Any]:
         synced = index.sync(chain)
         contracts = watched_contracts(client, chain)
         act = Activity.load(index, contracts)
-        found = find(client, act, index)
+        detector, no_detector = fraud_detector()
+        found = find(client, act, index, detector)
         _sample(client, chain, act.head)
     new, known = [], 0
     with _book(client) as book:
@@ -156,7 +170,8 @@ def scan(client: Client) -> dict[str, Any]:
             book.sync(client._log())
             client._after_write(None)
     return {"chainId": chain.chain_id, "sync": synced.to_json(), "head": act.head, "alerts": new, "known": known,
-            "watched": contracts}
+            "watched": contracts, "fraudModel": detector.digest if detector is not None else None,
+            "notes": [no_detector] if no_detector else []}
 
 
 def _sample(client: Client, chain: Chain, head: int) -> None:
@@ -270,11 +285,19 @@ def recheck(client: Client, alert: Alert) -> list[Check]:
         checks.append(Check("evidence", not missing, f"{len(alert.evidence) - len(missing)} of {len(alert.evidence)} "
                                                      f"evidence transactions in the index up to block {alert.head}"
                             + (f"; missing {missing[0]}" if missing else "")))
-        again = _rerun(alert, act, index)
-        if alert.kind != "fraud-score":
+        if alert.kind == "fraud-score":
+            detector, why = fraud_detector()
+            ok = detector is not None and detector.digest == alert.digest
+            checks.append(Check("detector", ok, f"fraud model {alert.digest}" + (
+                "" if ok else f": {why}" if detector is None else f", this machine's is {detector.digest}")))
+            if not ok:
+                return checks
+            again = fraud_scores(act, detector, list(alert.subjects))
+        else:
             expected = detector_digest(alert.detector, alert.version, alert.params)
             checks.append(Check("detector", alert.digest in (None, expected),
                                 f"{alert.detector} v{alert.version}, parameters digest {expected[:16]}…"))
+            again = _rerun(alert, act, index)
         same = [a for a in again if a.id == alert.id]
         if same:
             checks.append(Check("reproduced", True, f"re-running {alert.detector} up to block {alert.head} gives the same "
@@ -291,17 +314,11 @@ def recheck(client: Client, alert: Alert) -> list[Check]:
 
 
 def _rerun(alert: Alert, act: Activity, index: ChainIndex) -> list[Alert]:
+    """The alerts the alert's detector raises again with its recorded parameters (none for an unknown detector)."""
     params = dict(alert.params)
-    if alert.kind == "health":
+    if alert.detector == "health":
         return health_mod.departures(act, index.blocks(), params)
-    if alert.kind == "fraud-score":
-        parts = _supervised()
-        if parts is None:
-            raise NotFoundError("this installation has no trained fraud detector to re-check a fraud-score alert with")
-        if parts[0]().digest != alert.digest:
-            return []
-        return fraud_scores(act, list(alert.subjects))
     if alert.detector not in DETECTORS:
-        raise InvalidInputError(f"unknown detector {alert.detector!r} in the alert")
+        return []
     fn, _ = DETECTORS[alert.detector]
     return fn(act, params.pop("hubs", []), params)
