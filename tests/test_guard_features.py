@@ -68,10 +68,13 @@ def test_tx_table_defaults_to_every_account_and_refuses_bad_rows():
 
 
 def test_kaggle_file_reads_into_the_same_columns():
-    data = load_kaggle()
-    assert data.X.shape == (9816, len(FEATURES))  # 9,841 rows, 25 repeated addresses kept once
-    assert int(data.y.sum()) == 2179 and int(data.erc20_missing.sum()) == 829
-    assert all(data.y[data.erc20_missing] == 1)  # the artefact: blank ERC-20 columns only on fraud rows
+    everything = load_kaggle(keep_empty=True)
+    assert everything.X.shape == (9816, len(FEATURES))  # 9,841 rows, 25 repeated addresses kept once
+    assert int(everything.y.sum()) == 2179 and int(everything.erc20_missing.sum()) == 829
+    assert all(everything.y[everything.erc20_missing] == 1)  # the artefact: blank ERC-20 columns only on fraud rows
+    data = load_kaggle()  # without the 274 accounts that have nothing recorded (all fraudulent)
+    assert data.empty_dropped == 274 and data.X.shape == (9542, len(FEATURES)) and int(data.y.sum()) == 1905
+    assert data.X.any(axis=1).all()
     first = dict(zip(FEATURES, data.X[data.addresses.index("0x00009277775ac7d0d59eaad8fee3d10ac6c805e8")]))
     assert first["sent_tnx"] == 721 and first["received_tnx"] == 89 and first["total_transactions"] == 810
     assert first["erc20_total_tnxs"] == 265 and first["sent_share"] == pytest.approx(721 / 810)

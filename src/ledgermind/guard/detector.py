@@ -8,8 +8,11 @@ each account); its model is a histogram gradient-boosting classifier on ``ledger
 one thread) and caches it under ``cache_dir``, keyed by the dataset's sha256, the feature list and the versions
 of scikit-learn and of this module's hyper-parameters, so it is trained once per machine, not per call.
 
-Measured on 5 seeded stratified held-out splits of that dataset (``bench/bench_guard.py``), with the file's blank
-ERC-20 columns read as zero (see ``ledgermind.guard.data``): see bench/results/guard.json.
+Measured on 5 seeded stratified 80/20 splits of that dataset (``bench/bench_guard.py``, accounts with nothing
+recorded left out, the file's blank ERC-20 columns read as zero: see ``ledgermind.guard.data``): fraud-class F1
+0.925 ± 0.007 (precision 0.953, recall 0.899, ROC-AUC 0.992) beside 0.888 ± 0.012 for an untuned
+GradientBoostingClassifier in the same run; letting the model see the blanks as missing values would give 0.972,
+which is the artefact, not detection.
 
 Serialized form: pickle. Loading a pickle runs code, so ``load`` takes an expected digest and checks the bytes
 against it before unpickling; without one it only loads files this process family wrote (the cache).
@@ -30,11 +33,12 @@ import numpy as np
 from ledgermind.errors import InvalidInputError, NotFoundError, StorageError
 from ledgermind.guard.features import FEATURES, FeatureMatrix
 
-#: Hyper-parameters of the gradient-boosting model (chosen on the Kaggle dataset's first split seeds; the
-#: benchmark evaluates them on 5 seeded held-out splits). Bump MODEL_VERSION when they change: it keys the cache.
+#: Hyper-parameters of the gradient-boosting model: the cheapest of the few configurations compared on splits of
+#: the same file (the others were within 0.5 F1 points and up to 10x slower to train), so the benchmark's figure
+#: carries a little selection optimism. Bump MODEL_VERSION when they change: it keys the cache.
 PARAMS: dict[str, Any] = {"max_iter": 300, "learning_rate": 0.1, "max_leaf_nodes": 15, "min_samples_leaf": 10,
                           "early_stopping": False, "random_state": 0}
-MODEL_VERSION = 1
+MODEL_VERSION = 2
 FORMAT = "ledgermind-fraud-detector/1"
 
 
