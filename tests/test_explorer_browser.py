@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -59,10 +60,12 @@ def _alerts(home: Path, owner: str) -> None:
         account = lm.keystore.unlock(owner, DEV_PASSWORD)
         for n, (score, case) in enumerate([(0.91, "wash trading around the model's listing"),
                                            (0.35, "burst of small purchases")]):
-            predicate = {"kind": "wash-trading" if n == 0 else "sybil-buyers", "case": case, "chainId": 1337, "head": 40,
+            predicate = {"kind": "wash-trading" if n == 0 else "sybil-buyers", "case": case, "chainId": 1337,
+                         "head": 40,
                          "subjects": [owner], "score": score, "threshold": 0.8, "summary": case,
                          "features": {"cycle": score}, "evidence": ["0x" + f"{n + 1:064x}"],
-                         "detector": {"name": "graph-cycles", "version": "1", "digest": "ab" * 32}, "raisedAt": utc_now()}
+                         "detector": {"name": "graph-cycles", "version": "1", "digest": "ab" * 32},
+                         "raisedAt": utc_now()}
             statement = make_statement([(f"alert-{n}", f"{n + 7:064x}")], ALERT, predicate)
             lm.submit(sign_envelope(statement.to_bytes(), account).to_bytes())
 
@@ -79,7 +82,8 @@ def populate(root: Path) -> dict:
     for path in created["partyFiles"]:
         who = cli("account", "new").stdout.strip()
         cli("market", "faucet", who, "--amount", "20token")
-        parties.append({"account": who, "dataset": cli.json("--account", who, "fed", "join", task, "--data", path)["dataset"]})
+        joined = cli.json("--account", who, "fed", "join", task, "--data", path)
+        parties.append({"account": who, "dataset": joined["dataset"]})
     poisoner = parties[2]["account"]
     fed = cli.json("fed", "run", task, "--attack", f"{poisoner}=scale")
     claims = {p["account"]: int(cli.json("--account", p["account"], "fed", "claim", task)["paid"]) for p in parties[:2]}
@@ -118,9 +122,14 @@ def populate(root: Path) -> dict:
     cli("gov", "member", DEV.address)
     proposal = cli.json("gov", "propose", "approve-dataset", extra["id"])
     cli("anchor")
-    return {"owner": owner, "parties": parties, "poisoner": poisoner, "task": task, "fed": fed, "claims": claims, "extra": extra,
+    # appended after the anchor: the page checks that the latest checkpoint extends the anchored one
+    cli("event", "supply-chain", "shipped", "--related", tuned["id"], "--data", '{"carrier": "ACME"}')
+    info = cli.json("log", "info")
+    return {"owner": owner, "parties": parties, "poisoner": poisoner, "task": task, "fed": fed, "claims": claims,
+            "extra": extra,
             "tuned": tuned, "buyer": buyer, "provider": provider, "proposal": proposal,
-            "oracle": {"model": claims_model, "request": request, "decision": decision["decision"]}, "log_size": cli.json("log", "info")["size"]}
+            "oracle": {"model": claims_model, "request": request, "decision": decision["decision"]},
+            "log_size": info["size"], "root": info["root"]}
 
 
 def _playwright() -> Path:
@@ -138,7 +147,8 @@ class Up:
 
     def __init__(self, home: Path) -> None:
         env = {**os.environ, "LEDGERMIND_HOME": str(home), "LEDGERMIND_AUTO_ANCHOR": "0"}
-        self.proc = subprocess.Popen([sys.executable, "-m", "ledgermind.cli.app", "up", "--api-port", "0", "--rpc-port", "0"],
+        self.proc = subprocess.Popen([sys.executable, "-m", "ledgermind.cli.app", "up", "--api-port", "0",
+                                      "--rpc-port", "0"],
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
         self.explorer = ""
         for line in self.proc.stdout:  # the lines come once both ports listen
@@ -178,7 +188,8 @@ def explored(tmp_path_factory):
                 "parentAsset": facts["fed"]["model"]["id"], "entry": facts["fed"]["model"]["logIndex"],
                 "task": int(facts["task"]), "proposal": facts["proposal"]["proposal_id"],
                 "screenshots": os.environ.get("LEDGERMIND_EXPLORER_SCREENSHOTS")}
-        proc = subprocess.run([node, str(DRIVER), json.dumps(opts)], capture_output=True, text=True, timeout=180, cwd=ROOT)
+        proc = subprocess.run([node, str(DRIVER), json.dumps(opts)], capture_output=True, text=True, timeout=180,
+                              cwd=ROOT)
     finally:
         stderr = up.stop()
     assert proc.returncode == 0, f"browser script failed:\n{proc.stderr[-3000:]}\nnode log:\n{stderr[-2000:]}"
@@ -194,7 +205,7 @@ def test_every_page_renders_its_key_facts(explored):
     assert pages["overview"]["stats"] == {"entries": facts["log_size"], "assets": 9, "anchors": 1, "listings": 1,
                                           "sales": 1, "federations": 1, "proposals": 1, "receipts": 1, "alerts": 2,
                                           "decisions": 1}
-    assert anchor["rootHash"] in pages["overview"]["checkpoint"] and anchor["rootHash"] in pages["overview"]["anchor"]
+    assert facts["root"] in pages["overview"]["checkpoint"] and anchor["rootHash"] in pages["overview"]["anchor"]
 
     names = [row.split("\t")[0] for row in pages["assets"]["rows"]]
     assert len(names) == 9 and {"extra.csv", "tuned.joblib", facts["fed"]["model"]["name"]} <= set(names)
@@ -207,15 +218,18 @@ def test_every_page_renders_its_key_facts(explored):
     assert asset["name"] == "tuned.joblib" and set(asset["graphNodes"]) == ids(lineage) and len(ids(lineage)) == 6
     assert asset["graphEdges"] == 5  # tuned <- extra, tuned <- federated, federated <- 3 parties' data
     clicked = asset["afterClick"]
-    assert (clicked["hash"], clicked["name"]) == (f"#/assets/{facts['fed']['model']['id']}", facts["fed"]["model"]["name"])
+    fed_model = facts["fed"]["model"]
+    assert (clicked["hash"], clicked["name"]) == (f"#/assets/{fed_model['id']}", fed_model["name"])
     # the federated model's graph: the parties' data behind it, the tuned model made from it
-    assert set(clicked["graphNodes"]) == {facts["fed"]["model"]["id"], facts["tuned"]["id"]} | {p["dataset"] for p in facts["parties"]}
+    assert set(clicked["graphNodes"]) == {fed_model["id"], facts["tuned"]["id"]} | {p["dataset"] for p in facts["parties"]}
 
-    assert len(pages["log"]["rows"]) == facts["log_size"] and pages["log"]["rows"][0].startswith(f"#{facts['log_size'] - 1}\t")
+    assert len(pages["log"]["rows"]) == facts["log_size"]
+    assert pages["log"]["rows"][0].startswith(f"#{facts['log_size'] - 1}\t")
     market_rows = pages["log"]["marketRows"]  # filtered to market/v1: the listing's steps and the sale
     assert len(market_rows) >= 2 and all(row.split("\t")[1] == "market/v1" for row in market_rows)
     assert market_rows[0].split("\t")[0] == pages["market"]["sales"][0].split("\t")[0]  # the sale is the newest
-    assert facts["tuned"]["id"][:12] in pages["anchors"]["rows"][0] or anchor["txHash"][:14] in pages["anchors"]["rows"][0]
+    (anchored,) = pages["anchors"]["rows"]
+    assert anchored.startswith(f"{anchor['treeSize']}\t{anchor['rootHash'][:16]}…\tanchored\t1337\t{anchor['txHash'][:14]}…")
     assert anchor["txHash"] in pages["tx"]["text"] and "Anchors the log" in pages["tx"]["text"]
 
     (listing,) = pages["market"]["listings"]
@@ -225,7 +239,7 @@ def test_every_page_renders_its_key_facts(explored):
 
     assert pages["federations"]["rows"][0].startswith(f"task {facts['task']}\tfinished\t2 of 2")
     fed = pages["federation"]
-    assert len(fed["parties"]) == 3 and len(fed["rounds"]) == 2 and fed["accuracyPoints"] == 2 and fed["rewardBars"] == 3
+    assert (len(fed["parties"]), len(fed["rounds"]), fed["accuracyPoints"], fed["rewardBars"]) == (3, 2, 2, 3)
     (slashed,) = [row for row in fed["parties"] if "slashed" in row]
     assert facts["poisoner"] in slashed
     # rewards plotted per party are what each claimed on chain, less its stake back; the poisoner got nothing
@@ -239,7 +253,8 @@ def test_every_page_renders_its_key_facts(explored):
     assert pages["alerts"]["threshold"] == ["threshold 0.8"]
     (decision,) = pages["oracle"]["rows"]
     oracle = facts["oracle"]
-    assert decision.split("\t")[1:5] == [str(oracle["request"]), "decision", "critical-illness claims model", str(oracle["decision"])]
+    assert decision.split("\t")[1:5] == [str(oracle["request"]), "decision", "critical-illness claims model",
+                                         str(oracle["decision"])]
     (proposal,) = pages["governance"]["rows"]
     assert proposal.startswith("1\tapprove-dataset\t") and "open" in proposal
 
@@ -249,7 +264,11 @@ def test_inclusion_proof_is_verified_in_the_page(explored):
     entry = report["pages"]["entry"]
     assert entry["predicate"] == "model/v1" and entry["signature"] == "signature verified in the browser"
     assert entry["verified"] == "true"
-    assert entry["verifySteps"][-1] == f"recomputed root equals the anchored root {anchor['rootHash']}"
+    assert entry["verifySteps"][-2] == f"recomputed root equals the anchored root {anchor['rootHash']}"
+    # one entry was appended after the anchor: the page also checked that the log still extends the anchored tree
+    assert anchor["treeSize"] == facts["log_size"] - 1
+    assert re.fullmatch(rf"the latest signed checkpoint \(size {facts['log_size']}, root [0-9a-f]{{64}}\) extends the "
+                        r"anchored tree: consistency proof of \d+ hashes verified", entry["verifySteps"][-1])
     assert "(the node's agrees)" in entry["verifySteps"][2]
     assert entry["tamperedVerified"] == "false"
     assert entry["tamperedMessage"].startswith(f"✗ Not verified: root mismatch: expected {anchor['rootHash']}")
@@ -270,3 +289,6 @@ def test_actions_signed_in_the_page_land_in_the_log(explored):
     assert vote["statement"]["predicate"]["action"] == "vote" and vote["statement"]["predicate"]["support"] is True
     (proposal,) = cli.json("gov", "status")["proposals"]
     assert proposal["yes"] == 1
+    # the proposal's page, visited after the vote, lists both acts
+    acts = [row.split("\t") for row in report["pages"]["proposal"]["rows"]]
+    assert [(a[1], a[2], a[3]) for a in acts] == [("propose", facts["owner"], ""), ("vote", DEV.address, "yes")]

@@ -28,7 +28,8 @@ EVENTS = [
     {},
     {"site": "Rotterdam", "ok": True, "n": 3, "none": None},
     {"temp_c": 4.1, "tiny": 1e-7, "big": 1e21, "neg": -0.5, "int": 9007199254740991},
-    {"é": "ünïcødé ✓", "a": "quote \" backslash \\ tab \t newline \n nul \u0000", "emoji": "🚢", "\u00e9a": 1, "Z": 2},
+    {"é": "ünïcødé ✓", "a": "quote \" backslash \\ tab \t newline \n nul \u0000", "emoji": "🚢",
+     "\u00e9a": 1, "Z": 2},
     {"nested": {"b": [1, {"y": 2, "x": [True, False]}], "a": {"k": "v"}}, "list": [3, 2, 1]},
 ]
 HEADERS = {"signer": "X-Ledgermind-Signer", "nonce": "X-Ledgermind-Nonce", "expiry": "X-Ledgermind-Expiry",

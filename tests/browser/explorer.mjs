@@ -143,6 +143,9 @@ try {
   report.pages.vote = { status: await page.getAttribute("#vote-result [data-status]", "data-status"),
     result: (await text("#vote-result .result"))[0] };
   await settle("vote-done");
+  await page.click(`table[data-table="proposals"] a[href="#/governance/${opts.proposal}"]`);
+  await page.waitForSelector('main[data-ready="true"][data-page="proposal"]');
+  report.pages.proposal = { ...(await settle("proposal")), rows: await rows("proposal-statements") };
 } finally {
   await browser.close();
 }

@@ -516,7 +516,7 @@ export async function proposal([id]) {
       ["by", (s) => h("span", { class: "mono" }, s.signer)],
       ["support", (s) => (s.statement.predicate.support === undefined ? "" : s.statement.predicate.support ? "yes" : "no")],
       ["transaction", (s) => txLink(s.statement.predicate.txHash)],
-    ], d.statements, "None."),
+    ], d.statements, "None.", { "data-table": "proposal-statements" }),
   ];
 }
 

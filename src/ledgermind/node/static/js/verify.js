@@ -1,10 +1,11 @@
 // Verifying a log entry in the browser: the page recomputes the entry's leaf hash from the envelope it shows,
 // fetches an inclusion proof at the size of the latest anchored checkpoint, and checks it against the root
-// that was anchored on chain (RFC 9162 §2.1.3.2, WebCrypto SHA-256). The node is trusted for nothing here
-// but the anchor record; a proof or entry it altered fails.
+// that was anchored on chain (RFC 9162 §2.1.3.2, WebCrypto SHA-256); then checks that the latest signed
+// checkpoint extends the anchored tree (§2.1.4.2). The node is trusted for nothing here but the anchor record;
+// a proof or entry it altered fails.
 
 import { api } from "./ui.js";
-import { ProofError, bytesToHex, hexToBytes, leafHash, verifyInclusion } from "./merkle.js";
+import { ProofError, base64ToBytes, bytesToHex, hexToBytes, leafHash, verifyConsistency, verifyInclusion } from "./merkle.js";
 import { canonicalJson } from "./sign.js";
 
 /** The anchored checkpoint with the largest tree that covers entry `index`, or null. */
@@ -52,17 +53,33 @@ export async function verifyEntry(entry, { tamper = false } = {}) {
     return { ok: false, steps, error: e.message, anchor };
   }
   steps.push(`recomputed root equals the anchored root ${anchor.rootHash}`);
+  // and the log has not forked since: the latest signed checkpoint extends the anchored tree
+  const latest = await api("/v1/log/checkpoint");
+  if (latest.size > anchor.treeSize) {
+    const proof2 = await api("/v1/log/proofs/consistency", { first: anchor.treeSize, second: latest.size });
+    try {
+      await verifyConsistency(anchor.treeSize, latest.size, proof2.hashes.map(hexToBytes), hexToBytes(anchor.rootHash),
+        hexToBytes(latest.root));
+    } catch (e) {
+      if (!(e instanceof ProofError)) throw e;
+      return { ok: false, steps, error: `the latest checkpoint does not extend the anchored one: ${e.message}`, anchor };
+    }
+    steps.push(`the latest signed checkpoint (size ${latest.size}, root ${latest.root}) extends the anchored tree: `
+      + `consistency proof of ${proof2.hashes.length} hashes verified`);
+  } else {
+    steps.push("the latest signed checkpoint is the anchored one");
+  }
   return { ok: true, steps, error: null, anchor, treeSize: anchor.treeSize, root: anchor.rootHash, leaf: bytesToHex(leaf) };
 }
 
 /** Check the envelope's signature with ethers (EIP-191 over the DSSE PAE): the recovered address, or throws. */
 export async function recoverEnvelopeSigner(envelope, lib) {
-  const payload = Uint8Array.from(atob(envelope.payload), (c) => c.charCodeAt(0));
+  const payload = base64ToBytes(envelope.payload);
   const enc = new TextEncoder();
   const head = enc.encode(`DSSEv1 ${enc.encode(envelope.payloadType).length} ${envelope.payloadType} ${payload.length} `);
   const pae = new Uint8Array(head.length + payload.length);
   pae.set(head);
   pae.set(payload, head.length);
-  const sig = Uint8Array.from(atob(envelope.signatures[0].sig), (c) => c.charCodeAt(0));
+  const sig = base64ToBytes(envelope.signatures[0].sig);
   return lib.verifyMessage(pae, lib.hexlify(sig));
 }
