@@ -195,7 +195,7 @@ def test_refused_requests_change_nothing(node, actor):
                other.address)
         _error(post({**good, SIGNER_HEADER: "0x123"}), 401, "X-Ledgermind-Signer")
         _error(s.post("/v1/anchors", {}), 403, "not an operator")
-        _error(s.post(f"/v1/governance/proposals/1/votes", {"support": True}), 403, "not an operator")
+        _error(s.post("/v1/governance/proposals/1/votes", {"support": True}), 403, "not an operator")
         assert s.get("/v1/log").json()["size"] == size + 1  # the one good request
 
 
