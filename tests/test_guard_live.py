@@ -194,6 +194,21 @@ def test_wash_trading_between_two_colluding_accounts(attack):
     assert shown_bad["ok"] is False and [c["check"] for c in shown_bad["checks"] if not c["ok"]] == ["reproduced"]
 
 
+def test_seller_buying_its_own_licence_through_a_funded_account(attack):
+    home, names, model = attack
+    with Client(home) as lm:
+        w = World(lm)
+        owner = lm.keystore.unlock(names["buyer2"], "")  # holds the NFT now
+        w.market.list_licence(owner, model, 10**15, 86_400)
+        straw = w.account("straw")
+        w.fund(owner, straw, ETH // 10)  # the seller pays the buyer's way...
+        w.market.buy_licence(straw, model)  # ...and its "sales" go up
+    (alert,) = abuse(CLI(home).json("guard", "scan"))
+    assert alert["kind"] == "wash-trading" and alert["case"] == f"purchase:{model}:{straw.address.lower()}"
+    assert alert["subjects"] == sorted([names["buyer2"], straw.address.lower()])
+    assert alert["features"] == {"purchases": 1.0, "funding_transfers": 1.0} and len(alert["evidence"]) == 2
+
+
 def test_sybil_cluster_in_a_federation(attack):
     home, names, _ = attack
     with Client(home) as lm:
