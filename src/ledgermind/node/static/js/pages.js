@@ -392,7 +392,7 @@ export async function receiptsPage() {
       ["channel", (c) => h("span", { class: "mono" }, short(c.channel, 18))],
       ["provider", (c) => h("span", { class: "mono" }, short(c.provider, 12))],
       ["receipts", (c) => String(c.receipts)],
-      ["paid", (c) => units(c.paid)],
+      ["paid", (c) => money(c.paid)],
     ], channels, "No channel paid for a receipt here."),
   ];
 }

@@ -56,7 +56,8 @@ export function units(value, decimals = 18) {
   const neg = v < 0n;
   if (neg) v = -v;
   const base = 10n ** BigInt(decimals);
-  const whole = v / base, frac = (v % base).toString().padStart(decimals, "0").replace(/0+$/, "").slice(0, 6);
+  const whole = v / base, frac = (v % base).toString().padStart(decimals, "0").slice(0, 6).replace(/0+$/, "");
+  if (v > 0n && whole === 0n && !frac) return `${neg ? "-" : ""}<0.000001`; // not zero: too small for six places
   return `${neg ? "-" : ""}${whole}${frac ? "." + frac : ""}`;
 }
 
