@@ -22,14 +22,12 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from ledgermind.errors import InvalidInputError, LedgermindError, NotFoundError
+from ledgermind.errors import InvalidInputError, LedgermindError
 from ledgermind.inference.digests import json_digest
 from ledgermind.oracle import runner
 from ledgermind.oracle.onchain import AIOracleContract, InsuranceContract, RequestInfo
 
 if TYPE_CHECKING:
-    from eth_account.signers.local import LocalAccount
-
     from ledgermind.chain.connection import Receipt
     from ledgermind.client import Client
 
@@ -105,7 +103,7 @@ def request(client: Client, model: str, inputs: Any, oracle_address: str, *, fee
     account = client.account()
     rid, receipt = oracle.request(account, oracle_address, served.digest, input_digest, fee=fee, stake=stake)
     index, _ = record(client, "request", ("input", input_digest), oracle.address, receipt, requestId=rid,
-                      oracle=oracle.oracle_info(oracle_address).account, model=served.digest, input=input_digest,
+                      oracle=oracle.request_info(rid).oracle, model=served.digest, input=input_digest,
                       inputs=inputs, fee=str(fee), stake=str(stake))
     return {**oracle.request_info(rid).to_json(), "logIndex": index}
 
@@ -281,7 +279,9 @@ def serve_once(client: Client, skip: set[int], note: Callable[[str], None] = lam
         if rid in skip:
             continue
         r = oracle.request_info(rid)
-        if r.state == "requested":
+        if r.state in ("settled", "cancelled"):
+            skip.add(rid)  # done with: not read again
+        elif r.state == "requested":
             try:
                 done.append({"action": "decision", **decide(client, rid)})
             except LedgermindError as e:
@@ -292,7 +292,10 @@ def serve_once(client: Client, skip: set[int], note: Callable[[str], None] = lam
             done.extend(_settle_claim(client, rid, r, note))
     if oracle.resolver() == me:
         for rid in sorted({rid for rid, _ in oracle.disputed_requests()}):
-            if rid not in skip and oracle.request_info(rid).state == "disputed":
+            state = oracle.request_info(rid).state if rid not in skip else None
+            if state == "settled":
+                skip.add(rid)
+            elif state == "disputed":
                 try:
                     done.append({"action": "resolution", **resolve(client, rid)})
                 except LedgermindError as e:
