@@ -199,7 +199,7 @@ def explored(tmp_path_factory):
 def test_every_page_renders_its_key_facts(explored):
     cli, facts, lineage, anchor, report = explored
     pages = report["pages"]
-    assert report["pageErrors"] == [] and report["failedRequests"] == []
+    assert report["pageErrors"] == [] and report["failedRequests"] == [] and report["consoleErrors"] == []
     assert all(p.get("error") is None for p in pages.values()), {k: p.get("error") for k, p in pages.items()}
 
     assert pages["overview"]["stats"] == {"entries": facts["log_size"], "assets": 9, "anchors": 1, "listings": 1,
@@ -231,6 +231,10 @@ def test_every_page_renders_its_key_facts(explored):
     (anchored,) = pages["anchors"]["rows"]
     assert anchored.startswith(f"{anchor['treeSize']}\t{anchor['rootHash'][:16]}…\tanchored\t1337\t{anchor['txHash'][:14]}…")
     assert anchor["txHash"] in pages["tx"]["text"] and "Anchors the log" in pages["tx"]["text"]
+    # the anchoring transaction as the chain has it: mined in the anchor's block, sent to the anchor contract
+    chain_tx = pages["tx"]["chain"]
+    assert "status\nsucceeded" in chain_tx and f"block\n{anchor['blockNumber']} (" in chain_tx
+    assert f"to\n{anchor['contract']}" in chain_tx
 
     (listing,) = pages["market"]["listings"]
     assert listing.startswith("tuned.joblib\tmodel") and "0.01 ETH each" in listing

@@ -97,7 +97,8 @@ try {
   report.pages.anchors = { ...r, rows: await rows("anchors") };
   await page.locator('table[data-table="anchors"] a[href^="#/tx/"]').first().click();
   await page.waitForSelector('main[data-ready="true"][data-page="tx"]');
-  report.pages.tx = { ...(await settle("tx")), text: await page.locator("main").innerText() };
+  report.pages.tx = { ...(await settle("tx")), text: await page.locator("main").innerText(),
+    chain: (await text("[data-fact=chain-tx]"))[0] };
 
   r = await open("#/market", "market");
   report.pages.market = { ...r, listings: await rows("listings"), sales: await rows("sales"),

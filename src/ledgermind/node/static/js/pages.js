@@ -241,9 +241,14 @@ export async function txPage([hash]) {
       ["tree size", String(anchor.treeSize)], ["root", h("span", { class: "hash" }, anchor.rootHash)],
       ["checkpoint hash", h("span", { class: "hash" }, anchor.checkpointHash || "")], ["contract", anchor.contract],
       ["status", anchor.status]])) : null,
-    tx ? h("div", { class: "card" }, h("h2", {}, "On chain"), kv(Object.entries(tx).filter(([, v]) => typeof v !== "object")
-      .map(([k, v]) => [k, h("span", { class: "mono" }, String(v))])))
-      : h("p", { class: "muted" }, "This node does not serve chain transactions; look it up on the chain's own explorer or JSON-RPC."),
+    tx ? h("div", { class: "card", "data-fact": "chain-tx" }, h("h2", {}, "On chain"), kv([
+      ["status", badge(tx.status === 1 ? "succeeded" : "reverted", tx.status === 1 ? "ok" : "bad")],
+      ["chain", String(tx.chainId)], ["block", `${tx.blockNumber} (${short(tx.blockHash, 18)})`],
+      ["from", h("span", { class: "mono" }, tx.from)], ["to", h("span", { class: "mono" }, tx.to || "(contract creation)")],
+      ["created", tx.contractAddress ? h("span", { class: "mono" }, tx.contractAddress) : ""],
+      ["value", money(tx.value)], ["nonce", String(tx.nonce)], ["gas used", String(tx.gasUsed)],
+      ["events", String(tx.logs)]]))
+      : h("p", { class: "muted" }, "The node's chain has no such mined transaction."),
   ];
 }
 
