@@ -164,7 +164,8 @@ def departures(act: Activity, index_blocks: list[dict[str, Any]], params: dict[s
             features["isolation_score"] = prof["isolationScore"]
         label = name.replace("_", " ")
         alerts.append(Alert(
-            "health", f"{name}:{current.first_block}-{current.last_block}", act.chain_id, act.head, tuple(senders),
+            "health", f"{name}:{current.first_block}-{current.last_block}", act.chain_id, current.last_block,
+            tuple(senders),
             abs(z), p["z"], f"{label} {m['current']:.4g} in blocks {current.first_block}-{current.last_block}, normally "
             f"{m['baseline']:.4g} (z {z:+.1f})", "health", VERSION, p, features, tuple(t["hash"] for t in txs)))
     return alerts

@@ -1,8 +1,10 @@
 """Unsupervised detectors of abuse in live activity, built on what the contracts actually emit.
 
 Each detector is a pure function of an ``Activity`` (the chain index up to a head block, decoded) and its
-parameters, and returns ``Alert``s: re-running it with the recorded parameters on the index up to the recorded
-head reproduces the alert, which is how ``ledgermind alerts show`` re-checks one. No labels are needed: each
+parameters, and returns ``Alert``s whose ``head`` is the last block of the activity the finding rests on (the
+asset's last sale, the task's last event, the channel's last transaction): re-running the detector with the
+recorded parameters on the index up to that block reproduces the alert, which is how ``ledgermind alerts show``
+re-checks one, and a finding nothing new has touched keeps its id, so later scans do not record it again. No labels are needed: each
 scores a pattern with a few named features, and every feature is in the alert.
 
 - **Wash trading** (Marketplace). An asset NFT that comes back to an account that sold it, having passed through
@@ -105,10 +107,10 @@ def wash_trading(act: Activity, hubs: list[str], params: dict[str, Any] | None =
                     "funding_transfers": len(funding_txs), "first_price_eth": prices[0] / WEI,
                     "last_price_eth": prices[-1] / WEI, "span_seconds": cycle_sales[-1].timestamp - cycle_sales[0].timestamp}
         alerts.append(Alert(
-            "wash-trading", f"asset:{asset:064x}", act.chain_id, act.head, tuple(traders), score, p["threshold"],
+            "wash-trading", f"asset:{asset:064x}", act.chain_id, seq[-1].block, tuple(traders), score, p["threshold"],
             f"asset {asset:064x}"[:18] + f"… went round {cycles} times among {len(traders)} accounts in "
             f"{len(cycle_sales)} sales", "wash-trading", VERSION, full, features,
-            tuple(x.tx_hash for x in cycle_sales) + tuple(funding_txs)))
+            tuple(x.tx_hash for x in seq) + tuple(funding_txs)))
 
     # purchases of access tokens or licences by an account the seller funded
     sellers: dict[tuple[str, int], str] = {}
@@ -127,7 +129,7 @@ def wash_trading(act: Activity, hubs: list[str], params: dict[str, Any] | None =
         if score < p["threshold"]:
             continue
         alerts.append(Alert(
-            "wash-trading", f"purchase:{asset:064x}:{buyer}", act.chain_id, act.head, (seller, buyer), score,
+            "wash-trading", f"purchase:{asset:064x}:{buyer}", act.chain_id, seq[-1].block, (seller, buyer), score,
             p["threshold"], f"{buyer} bought asset {asset:064x}"[:60] + f"… {len(seq)} times from {seller}, who had "
             f"funded it", "wash-trading", VERSION, full,
             {"purchases": len(seq), "funding_transfers": len(links)}, tuple(e.tx_hash for e in seq) + tuple(links)))
@@ -151,6 +153,9 @@ def sybil_clusters(act: Activity, hubs: list[str], params: dict[str, Any] | None
         else:
             reveals[(e.args["task_id"], e.args["round"])][e.args["participant"]] = e
     alerts = []
+    last_block: dict[int, int] = defaultdict(int)
+    for e in act.of("Federation", "Joined", "Committed", "Revealed"):
+        last_block[e.args["task_id"]] = max(last_block[e.args["task_id"]], e.block)
     for task, members in joined.items():
         rounds = sorted(r for t, r in commits if t == task)
         funded_by = {m: {(src, tx) for src, blk, tx in funders.get(m, []) if blk <= ev.block}
@@ -201,7 +206,7 @@ def sybil_clusters(act: Activity, hubs: list[str], params: dict[str, Any] | None
             score = max(v[0] for v in inside.values())
             members_key = hashlib.sha256(",".join(sorted(group)).encode()).hexdigest()[:16]
             alerts.append(Alert(
-                "sybil-cluster", f"task:{task}:{members_key}", act.chain_id, act.head, tuple(sorted(group)), score,
+                "sybil-cluster", f"task:{task}:{members_key}", act.chain_id, last_block[task], tuple(sorted(group)), score,
                 p["threshold"], f"{len(group)} of {len(members)} participants of task {task} act as one: "
                 f"{features['identical_update_pairs']} pairs with identical updates, "
                 f"{features['shared_funder_pairs']} funded by the same account", "sybil-cluster", VERSION, full,
@@ -228,11 +233,13 @@ def voucher_abuse(act: Activity, hubs: list[str], params: dict[str, Any] | None 
             if item.name == "ChannelOpened":
                 state[cid] = {"sender": item.args["sender"], "recipient": item.args["recipient"],
                               "deposit": item.args["deposit"], "expiry": item.args["expiry"], "paid": 0,
-                              "closed": False, "opened": item, "counts": defaultdict(int), "txs": [item.tx_hash]}
+                              "closed": False, "opened": item, "counts": defaultdict(int), "txs": [item.tx_hash],
+                              "last": item.block}
                 continue
             ch = state.get(cid)
             if ch is None:
                 continue
+            ch["last"] = item.block
             if item.name == "ChannelToppedUp":
                 ch["deposit"] = item.args["deposit"]
             elif item.name == "ChannelExtended":
@@ -248,6 +255,7 @@ def voucher_abuse(act: Activity, hubs: list[str], params: dict[str, Any] | None 
         ch = state.get(item.args["channel_id"])
         if ch is None:
             continue  # a channel that never existed: the caller only wasted its gas
+        ch["last"] = item.block
         amount = item.args["amount"]
         reason = ("not_recipient" if item.sender != ch["recipient"] else "after_reclaim" if ch["closed"]
                   else "over_deposit" if amount > ch["deposit"] else "replayed" if amount <= ch["paid"]
@@ -264,7 +272,7 @@ def voucher_abuse(act: Activity, hubs: list[str], params: dict[str, Any] | None 
         counts = {k: float(ch["counts"].get(k, 0)) for k in _VOUCHER_WEIGHTS}
         what = ", ".join(f"{int(n)} {k.replace('_', ' ')}" for k, n in counts.items() if n)
         alerts.append(Alert(
-            "voucher-abuse", f"channel:{cid}", act.chain_id, act.head, (ch["sender"], ch["recipient"]), score,
+            "voucher-abuse", f"channel:{cid}", act.chain_id, ch["last"], (ch["sender"], ch["recipient"]), score,
             p["threshold"], f"channel {cid[:12]}… from {ch['sender']} to {ch['recipient']}: {what}", "voucher-abuse",
             VERSION, full, {**counts, "deposit_eth": ch["deposit"] / WEI, "paid_eth": ch["paid"] / WEI},
             tuple(ch["txs"])))
@@ -294,7 +302,7 @@ def voucher_abuse(act: Activity, hubs: list[str], params: dict[str, Any] | None 
                     "deposit_eth": sum(e.args["deposit"] for e in best) / WEI,
                     "window_seconds": best[-1].timestamp - best[0].timestamp}
         alerts.append(Alert(
-            "voucher-abuse", f"funder:{root}", act.chain_id, act.head, tuple(sorted({root, *senders})), score,
+            "voucher-abuse", f"funder:{root}", act.chain_id, opens[-1].block, tuple(sorted({root, *senders})), score,
             p["threshold"], f"{root} opened or funded {len(best)} channels from {len(senders)} accounts within "
             f"{features['window_seconds']} s", "voucher-abuse", VERSION, full, features,
             tuple(e.tx_hash for e in best) + tuple(funding)))

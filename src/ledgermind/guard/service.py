@@ -128,17 +128,23 @@ def fraud_scores(act: Activity, detector: Any, only: list[str] | None = None) ->
         return []
     scores = detector.score(fm)
     by_account: dict[str, list[str]] = {}
+    last: dict[str, int] = {}  # the block of an account's last transaction or transfer: its features' head
     for t in moved:
         for a in (t["sender"], t["recipient"]):
             if a:
                 by_account.setdefault(a, []).append(t["hash"])
+                last[a] = t["block"]
+    for t in act.transfers:
+        for a in (t["sender"], t["recipient"]):
+            last[a] = max(last.get(a, 0), t["block"])
     alerts = []
     for i, address in enumerate(fm.addresses):
         score = float(scores[i])
         if score < detector.threshold:
             continue
         alerts.append(Alert(
-            "fraud-score", f"account:{address}", act.chain_id, act.head, (address,), score, detector.threshold,
+            "fraud-score", f"account:{address}", act.chain_id, last.get(address, act.head), (address,), score,
+            detector.threshold,
             f"{address} scores {score:.3f} on the fraud detector (threshold {detector.threshold:.3f})",
             "fraud-score", "1",
             {"contracts": act.contracts}, dict(zip(fm.names, (float(v) for v in fm.values[i]))),

@@ -348,8 +348,8 @@ class AlertDetector(_Strict):
 
 class AlertV1(_Strict):
     """The guard's signed finding about activity on a chain: what kind, about which accounts, how strong (``score``
-    against ``threshold``), the features it was computed from, the transactions that are its evidence, and the chain
-    block it saw last (``head``), so anyone can re-derive it from the chain up to that block."""
+    against ``threshold``), the features it was computed from, the transactions that are its evidence, and the last
+    block of the activity it rests on (``head``), so anyone can re-derive it from the chain up to that block."""
 
     kind: str = Field(min_length=1, max_length=64)
     case: str = Field(min_length=1, max_length=200)  # what the finding is about: an asset, a task, a channel
