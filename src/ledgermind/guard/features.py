@@ -18,7 +18,9 @@ families count fungible tokens only).
 
 Units follow the dataset: ether (not wei), token units (raw value / 10**decimals), minutes between transactions.
 Features the dataset carries only as constant or broken columns (value sent to contracts, ERC-20 times between
-transfers, ERC-20 sent to contracts) are left out: a model trained on that file cannot use them.
+transfers, ERC-20 sent to contracts) are left out: a model trained on that file cannot use them. So is its "ERC20
+uniq rec contract addr", which repeats "ERC20 uniq rec token name" (distinct tokens received) in 96.5% of rows.
+A contract creation counts in ``created_contracts`` and ``total_transactions``, not among the sent transactions.
 """
 
 from __future__ import annotations
