@@ -63,18 +63,18 @@ def test_demo_is_the_main_command(cli, tmp_path):
     proc = cli("demo", "--workdir", str(tmp_path / "demo"))
     assert "verified" in proc.stdout and "FAIL (as expected)" in proc.stdout
     for row in ("5 of 5 executed", ": slashed", "5 contributors paid per sale", "10 requests, receipt verified",
-                "offline bundle verify"):
+                "paid, 40.000 LMPAY", "guard caught the wash trading", "offline bundle verify"):
         assert row in proc.stdout
     # the state it leaves is the story it told: every kind of statement is in the log, signed by its actor
     from ledgermind.client import Client
-    from ledgermind.statements import FEDERATION, GOVERNANCE, MARKET
+    from ledgermind.statements import ALERT, FEDERATION, GOVERNANCE, INFERENCE_RECEIPT, MARKET, ORACLE
 
     with Client(cli.home) as lm:
         entries = [lm.ledger.read(i) for i in range(lm.ledger.store.size())]
         assert lm.fsck().ok
     kinds = {e.statement.predicate_type for e in entries}
-    assert {FEDERATION, GOVERNANCE, MARKET} <= kinds
-    assert len({e.signer for e in entries}) == 7  # coordinator, five hospitals, buyer
+    assert {ALERT, FEDERATION, GOVERNANCE, INFERENCE_RECEIPT, MARKET, ORACLE} <= kinds
+    assert len({e.signer for e in entries}) == 8  # coordinator, five hospitals, buyer, oracle node
     assert "created development account" in proc.stderr or "account" in proc.stderr or proc.stderr == ""
 
 

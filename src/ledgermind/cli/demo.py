@@ -69,6 +69,19 @@ def _rows(path: str, n: int) -> list[list[float]]:
     return [[float(v) for v in r[:-1]] for r in rows]
 
 
+def _health_lines(health: dict[str, Any]) -> list[str]:
+    """Three lines of the health report: the profile learned so far and the recommended parameters."""
+    p, r = health["profile"], health["recommendations"]
+    bi, gb = p["blockInterval"], p["gasPerBlock"]
+    lines = [f"  profile: {p['blocks']} blocks, {p['transactions']} transactions; failed {p['failedRate']:.1%}"
+             + (f"; block interval median {bi['median']:g} s; gas per block median {gb['median']:,.0f}"
+                if bi["median"] is not None else "")]
+    g, an = r["gasPrice"], r["anchoring"]
+    lines.append(f"  recommends: maxFeePerGas {g['maxFeePerGas']:,} wei; anchoring every {an['everySeconds']:g} s "
+                 f"or {an['everyEntries']} statements")
+    return lines
+
+
 def run_demo(client: Client, workdir: Path | None = None) -> bool:
     """Run the narrated demo in ``client``'s home; return True if every step came out as it should.
 
@@ -198,8 +211,75 @@ def run_demo(client: Client, workdir: Path | None = None) -> bool:
               f"settled on chain in {len(settled)} transaction(s)")
     result.add("paid inferences with signed receipts", f"{len(receipts)} requests, receipt verified", check.ok)
 
-    # ------------------------------------------------------------------ 8. verification
-    _step(8, "Anyone verifies the model against the log and the chain; a tampered copy fails; a bundle verifies "
+    # ------------------------------------------------------------------ 8. oracle and insurance
+    _step(8, "An insurer's policy pays out when the AI oracle's model approves a claim (disputable for a window)")
+    from ledgermind.oracle import insurance
+    from ledgermind.oracle import service as oracle
+
+    node = client.new_account()
+    client.faucet(node, amount=200 * TOKEN)
+    claims = insurance.claims_model(client)
+    with as_(node) as n:
+        oracle.register(n, [claims["id"]], 100 * TOKEN)
+    oracle.set_windows(client, 600, 1, 600)  # a claim's decision is final one block after it is posted
+    insurance.fund(client, 500 * TOKEN)
+    product = insurance.create_product(client, assessor=node, premium=2 * TOKEN, coverage=40 * TOKEN,
+                                       duration=30 * 86_400, fee=TOKEN)
+    sick = int(insurance.claims_data().cases_y.argmax())
+    with as_(buyer) as patient:
+        policy = insurance.buy(patient, product["product_id"])["policy_id"]
+        claimed = insurance.claim(patient, policy, insurance.claim_case(sick))
+    done: list[dict[str, Any]] = []
+    with as_(node) as n:
+        skip: set[int] = set()
+        for _ in range(3):  # answer; then, once final, finalize and settle the claim
+            done += oracle.serve_once(n, skip)
+            if any(d["action"] == "settle" for d in done):
+                break
+    with as_(buyer) as patient:
+        paid = insurance.status(patient, policy)
+        payout = insurance.withdraw(patient) if paid["status"] == "paid" else {"amount": "0"}
+    decision = next((d for d in done if d["action"] == "decision"), {})
+    out.print(f"claims model {claims['id'][:12]} (held-out accuracy {claims['heldOutAccuracy']:.3f}) registered; "
+              f"oracle {_short(node)} bonded 100 LMPAY")
+    out.print(f"policy {policy}: claim request {claimed['request']['request_id']} -> decision "
+              f"{decision.get('decision')} posted with its commitment (receipt at log #{decision.get('logIndex')}); "
+              f"final after the dispute window; claim {paid['status']}, {_tokens(payout['amount'])} withdrawn")
+    result.add("oracle-assessed insurance claim", f"{paid['status']}, {_tokens(payout['amount'])}",
+               paid["status"] == "paid" and int(payout["amount"]) == 40 * TOKEN)
+
+    # ------------------------------------------------------------------ 9. guard
+    _step(9, "The guard indexes the chain, runs its detectors and records what it finds as signed alerts")
+    from ledgermind.guard import service as guard
+
+    ring, asset = (hospitals[2], hospitals[3]), datasets[2]["id"]
+    for k in range(4):  # two hospitals pass a dataset NFT back and forth, at rising prices, to fake demand
+        seller, buyer_ = ring[k % 2], ring[(k + 1) % 2]
+        with as_(seller) as a, as_(buyer_) as b:
+            a.sell(asset, kind="asset", price=(k + 1) * TOKEN, token="demo")
+            b.buy(asset, kind="asset")
+    out.print(f"meanwhile {_short(ring[0])} and {_short(ring[1])} sold dataset {asset[:12]} back and forth 4 times")
+    scanned = guard.scan(client)
+    health = guard.health(client)
+    kinds: dict[str, int] = {}
+    for a in scanned["alerts"]:
+        kinds[a["kind"]] = kinds.get(a["kind"], 0) + 1
+    out.print(f"indexed {scanned['sync'].get('blocks', '?')} blocks up to {scanned['head']}; watched contracts: "
+              f"{len(scanned['watched'])}; alerts: {', '.join(f'{k} {v}' for k, v in kinds.items()) or 'none'}")
+    for note in scanned["notes"]:
+        out.print(f"[dim]{escape(note)}[/]")
+    for line in _health_lines(health):
+        out.print(line)
+    wash = next((a for a in scanned["alerts"] if a["kind"] == "wash-trading"), None)
+    rechecked = guard.show(client, wash["id"]) if wash else {"ok": False}
+    if wash:
+        out.print(f"wash-trading alert at log #{wash['logIndex']}: {escape(wash['summary'])}; re-derived from the "
+                  f"chain: {'same features and score' if rechecked['ok'] else 'MISMATCH'}")
+    result.add("guard caught the wash trading", f"alert re-checked, {len(scanned['alerts'])} alerts in all",
+               bool(wash) and set(wash["subjects"]) == {r.lower() for r in ring} and rechecked["ok"])
+
+    # ------------------------------------------------------------------ 10. verification
+    _step(10, "Anyone verifies the model against the log and the chain; a tampered copy fails; a bundle verifies "
              "offline")
     anchored = client.anchor()["anchored"]
     model_path = Path(model["path"])
