@@ -93,6 +93,9 @@ try {
   report.pages.entry = entry;
 
   // anchors, and the anchoring transaction they link to
+  // an entry past the end: the page says what the node said, on one line
+  report.pages.missingEntry = await open("#/log/999999", "entry");
+
   r = await open("#/anchors", "anchors");
   report.pages.anchors = { ...r, rows: await rows("anchors") };
   await page.locator('table[data-table="anchors"] a[href^="#/tx/"]').first().click();

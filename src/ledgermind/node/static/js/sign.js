@@ -50,7 +50,7 @@ function b64(bytes) {
 }
 
 /** RFC 3339 UTC with second precision, the form every predicate uses. */
-export function utcNow() {
+function utcNow() {
   return new Date().toISOString().replace(/\.\d+Z$/, "Z");
 }
 

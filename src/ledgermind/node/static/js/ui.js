@@ -15,7 +15,7 @@ export function h(tag, attrs = {}, ...children) {
   return node;
 }
 
-export class ApiError extends Error {
+class ApiError extends Error {
   constructor(status, message) {
     super(message);
     this.status = status;

@@ -9,7 +9,7 @@ import { ProofError, base64ToBytes, bytesToHex, hexToBytes, leafHash, verifyCons
 import { canonicalJson } from "./sign.js";
 
 /** The anchored checkpoint with the largest tree that covers entry `index`, or null. */
-export async function anchorCovering(index) {
+async function anchorCovering(index) {
   const anchors = await api("/v1/anchors");
   const covering = anchors.filter((a) => a.status === "anchored" && a.treeSize > index);
   covering.sort((a, b) => b.treeSize - a.treeSize);
