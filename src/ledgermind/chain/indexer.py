@@ -3,8 +3,9 @@
 ``ChainIndex(path).sync(chain)`` reads every block after the last one indexed, with its transactions (sender,
 recipient, value, gas, status, calldata, the contract a creation made), every event log in their receipts (address,
 topics, data: raw, undecoded) and, decoded because every detector needs them, the ERC-20/ERC-721 ``Transfer``
-events; it commits them in runs of consecutive blocks: a process killed mid-way resumes after the last run committed. An index
-file written before logs and calldata were kept is rebuilt from the chain on open (it holds nothing else).
+events; it commits them in runs of consecutive blocks: a process killed mid-way resumes after the last run
+committed. An index file written before logs and calldata were kept is rebuilt from the chain on open (it holds
+nothing else).
 
 Reorganisations: before going on, the hash of the last indexed block is compared with the chain's block at that
 height; if they differ (a dev chain reverted to a snapshot, an L2 reorganised), the index walks back to the

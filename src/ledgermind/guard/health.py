@@ -2,9 +2,10 @@
 parameters its observed load suggests.
 
 The profile is learned from the chain index: the time between blocks, gas used per block and its share of the
-block gas limit, and, over consecutive windows of ``window`` transactions (the newest ending at the head), the failed-transaction rate, the
-transaction rate, the gas per transaction and the share of calls going to each contract; plus the pending backlog
-where the node exposes one (``txpool_status``: anvil, Geth; the embedded chain mines every transaction at once).
+block gas limit, and, over consecutive windows of ``window`` transactions (the newest ending at the head), the
+failed-transaction rate, the transaction rate, the gas per transaction and the share of calls going to each
+contract; plus the pending backlog where the node exposes one (``txpool_status``: anvil, Geth; the embedded chain
+mines every transaction at once).
 
 Departures: the newest window is compared with the windows before it. Each metric's forecast is the median of
 the earlier windows and its spread their median absolute deviation (scaled to a standard deviation, with a floor so

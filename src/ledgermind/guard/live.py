@@ -4,8 +4,8 @@ Each detector is a pure function of an ``Activity`` (the chain index up to a hea
 parameters, and returns ``Alert``s whose ``head`` is the last block of the activity the finding rests on (the
 asset's last sale, the task's last event, the channel's last transaction): re-running the detector with the
 recorded parameters on the index up to that block reproduces the alert, which is how ``ledgermind alerts show``
-re-checks one, and a finding nothing new has touched keeps its id, so later scans do not record it again. No labels are needed: each
-scores a pattern with a few named features, and every feature is in the alert.
+re-checks one, and a finding nothing new has touched keeps its id, so later scans do not record it again. No
+labels are needed: each scores a pattern with a few named features, and every feature is in the alert.
 
 - **Wash trading** (Marketplace). An asset NFT that comes back to an account that sold it, having passed through
   at most ``max_cycle`` accounts (``AssetSold``: the asset goes round a small ring, each sale inflating its price
