@@ -113,7 +113,9 @@ def decide(client: Client, request_id: int, attack: str | None = None) -> dict[s
     commitment. ``attack="flip"`` posts the opposite decision (a faulty oracle, for demonstrations).
 
     Raises NotFoundError (unknown request, model or input not here), InvalidInputError (not this account's
-    request, not awaiting an answer, bond too small), before anything is written."""
+    request, not awaiting an answer, bond too small), before anything is written. The decision is signed into the
+    log before ``fulfill`` (its log index is part of the commitment); should the chain still refuse it (the
+    response deadline passed in between), ChainError says why and the statement stays without a commitment."""
     if attack is not None and attack not in ATTACKS:
         raise InvalidInputError(f"unknown attack {attack!r}: expected one of {', '.join(ATTACKS)}")
     oracle = contract_of(client)
