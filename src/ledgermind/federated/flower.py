@@ -681,7 +681,6 @@ class LocalFederation:
     task_id: int
     rpc_url: str
     coordinator_home: Path
-    coordinator: str
     homes: list[Path]  # one per party, in the order of ``data``
     accounts: list[str]
     data: list[Path]  # each party's CSV file
@@ -710,8 +709,7 @@ def local_federation(folder: str | os.PathLike[str], rpc_url: str, *, parties: i
     root = Path(folder).expanduser()
     fund = fund or (lambda address: None)
     with _open(root / "coordinator", None, rpc_url) as coordinator:
-        address = coordinator.account().address
-        fund(address)
+        fund(coordinator.account().address)
         coordinator.deploy()
         coordinator.faucet(amount=tokens)
         created = service.create(coordinator, parties=parties, **{"reward_pool": 30 * 10**18,
@@ -725,7 +723,7 @@ def local_federation(folder: str | os.PathLike[str], rpc_url: str, *, parties: i
             fund(accounts[-1])
             coordinator.faucet(accounts[-1], amount=party_tokens)
             homes.append(load_settings(home).home)
-    return LocalFederation(int(created["taskId"]), rpc_url, root / "coordinator", address, homes, accounts,
+    return LocalFederation(int(created["taskId"]), rpc_url, root / "coordinator", homes, accounts,
                            [Path(p) for p in created["partyFiles"]])
 
 
