@@ -200,7 +200,7 @@ export async function entryPage([n]) {
     ])),
     h("h2", {}, "Inclusion"),
     h("div", { class: "card" },
-      h("p", {}, "The browser hashes this entry's envelope (RFC 9162 leaf hash, SHA-256), fetches an inclusion proof for the latest anchored checkpoint, and recomputes that checkpoint's root with WebCrypto: nothing but the anchored root is taken on trust."),
+      h("p", {}, "The browser hashes this entry's envelope (RFC 9162 leaf hash, SHA-256), fetches an inclusion proof for the latest anchored checkpoint and recomputes that checkpoint's root with WebCrypto, then checks a consistency proof from the anchored tree to the latest signed checkpoint: nothing but the anchored root is taken on trust."),
       h("div", { class: "row" },
         h("button", { id: "verify", onclick: run(false) }, "Verify inclusion"),
         h("button", { id: "verify-tampered", class: "secondary", onclick: run(true) }, "Try a tampered proof")),
