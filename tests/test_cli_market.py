@@ -86,12 +86,21 @@ def test_sales_split_with_the_lineage_and_are_pulled(market):
 def test_nft_sale_moves_the_token(market):
     cli, who = market
     model = who["modelId"]
+    cli("market", "sell", model, "--price", "1gwei")  # creates the access token, the Marketplace minting for us
     cli("market", "sell", model, "--nft", "--price", "1ether")
     cli("--account", who["buyer"], "market", "buy", model, "--nft")
     assert [a["id"] for a in cli.json("--account", who["buyer"], "assets")] == [model]
     assert cli.json("balance")["withdrawable"]["marketplace"]["native"] == str(10**18)
     # the old owner's listings are void now, and the new owner can sell
     one_line_error(cli("market", "sell", model, "--price", "1", ok=False), "owned by", who["buyer"])
+    one_line_error(cli("market", "buy", model, ok=False), "void")
+    # access to the same token: the new owner authorises the Marketplace to mint it first, and sales work again
+    listed = cli.json("--account", who["buyer"], "market", "sell", model, "--price", "2gwei")
+    assert [t["action"] for t in listed] == ["authorise-minter", "list-access"]
+    cli("market", "buy", model)
+    assert cli.json("balance")["access"][0]["accessTokens"] == str(10**18)
+    assert [t["action"] for t in cli.json("--account", who["buyer"], "market", "sell", model, "--price", "3gwei")] \
+        == ["list-access"]  # authorised once per owner
 
 
 def test_free_dispenser(market):

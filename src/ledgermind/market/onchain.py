@@ -31,7 +31,7 @@ KINDS = ("access", "licence", "asset")
 # Explicit limits: the embedded chain estimates gas slowly. Generous for the worst case (16 contributors,
 # first-time storage writes); a transaction pays only for the gas it uses.
 GAS = {
-    "create": 2_500_000, "list": 1_500_000, "delist": 200_000, "buy": 900_000, "approve": 120_000,
+    "create": 2_500_000, "minter": 100_000, "list": 1_500_000, "delist": 200_000, "buy": 900_000, "approve": 120_000,
     "dispenser": 200_000, "withdraw": 150_000, "mint_tokens": 150_000, "admin": 120_000,
 }
 
@@ -205,6 +205,21 @@ class Market:
         return MarketTx("create-access-token", digest, receipt, self.factory.address,
                         {"accessToken": self.access_token(digest)})
 
+    def _access_token_for_sale(self, account: LocalAccount, digest: str) -> list[MarketTx]:
+        """Make sure the asset's access token exists and the Marketplace may mint it for ``account`` (the owner):
+        an access token accepts the minters its asset's *current* owner authorised, so whoever bought the NFT
+        authorises the Marketplace again before selling access. Returns the transactions this took."""
+        existing = self.access_token(digest)
+        if existing is None:
+            return [self.create_access_token(account, digest)]
+        from ledgermind.contracts import load
+
+        access = self.chain.w3.eth.contract(address=existing, abi=load("AccessToken")["abi"])
+        if self.chain.call(access.functions.is_minter(self.address)):
+            return []
+        receipt = self._send(account, access.functions.set_minter(self.address, True), "minter")
+        return [MarketTx("authorise-minter", digest, receipt, existing, {"minter": self.address})]
+
     def list_access(self, account: LocalAccount, digest: str, price: int, token: str = ZERO_ADDRESS, *,
                     contributors: list[tuple[str, int]] | None = None, lineage_bps: int | None = None) -> list[MarketTx]:
         """List access tokens at ``price`` per whole token, creating the access token first if needed.
@@ -217,9 +232,7 @@ class Market:
         _check_price(price)
         if contributors and lineage_bps is not None:
             raise InvalidInputError("give contributors or a lineage share, not both")
-        done = []
-        if self.access_token(digest) is None:
-            done.append(self.create_access_token(account, digest))
+        done = self._access_token_for_sale(account, digest)
         fn = self.marketplace.functions
         tid = token_id(digest)
         if lineage_bps is not None:
@@ -274,9 +287,7 @@ class Market:
         self._check_gate(digest)
         if max_per_address < 1:
             raise InvalidInputError("the dispenser must allow at least one token per address")
-        done = []
-        if self.access_token(digest) is None:
-            done.append(self.create_access_token(account, digest))
+        done = self._access_token_for_sale(account, digest)
         receipt = self._send(account, self.marketplace.functions.enable_dispenser(token_id(digest), max_per_address),
                              "dispenser")
         done.append(MarketTx("enable-dispenser", digest, receipt, self.address, {"quantity": str(max_per_address)}))

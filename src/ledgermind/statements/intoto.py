@@ -209,7 +209,7 @@ class Contribution(_Strict):
 
 
 MARKET_ACTIONS = (
-    "create-access-token", "list-access", "list-licence", "list-asset", "enable-dispenser",
+    "create-access-token", "authorise-minter", "list-access", "list-licence", "list-asset", "enable-dispenser",
     "delist-access", "delist-licence", "delist-asset", "disable-dispenser",
     "buy-access", "buy-licence", "buy-asset", "dispense", "withdraw", "set-fee",
 )
