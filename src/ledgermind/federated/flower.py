@@ -159,7 +159,7 @@ class LedgerStrategy(Strategy):
         self.on_round = on_round
         self.members: dict[int, str] = {}  # node id -> party address (joined, active)
         self.datasets: dict[str, str] = {}  # party address -> its registered dataset digest
-        self.samples: dict[str, int] = {}  # party address -> its sample count
+        self.samples: dict[str, int] = {}  # party address -> the sample count it joined with
         self.order: list[str] = []  # the task's participants in joining order (seeds)
         self.history: list[dict[str, Any]] = []
         self._round: _Round | None = None
@@ -197,8 +197,7 @@ class LedgerStrategy(Strategy):
             if claimed != published:  # the chain decides (close_round rejects what was not published); say why
                 log.warning("round %d: %s committed to %s but sent arrays hashing to %s", state.number, address,
                             claimed[:12], published[:12])
-            metrics = _metrics(msg)
-            self.samples[address] = int(metrics.get("num-examples", 0))
+            metrics = _metrics(msg)  # its sample count stays the one it joined with (the FedAvg weight)
             state.parties[address] = _Party(float(metrics.get("train-seconds", 0.0)),
                                             float(metrics.get("handler-seconds", 0.0)), LedgerCost.from_metrics(metrics))
         with self.cost.pause():
