@@ -37,8 +37,12 @@ DATASET = Path("eth-fraud-kaggle") / "transaction_dataset.csv"
 
 
 def default_data() -> Path:
-    shared = os.environ.get("LEDGERMIND_SHARED_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data"
-    return Path(shared) / DATASET
+    from ledgermind.guard.data import shared_data_dir
+
+    try:
+        return shared_data_dir() / DATASET
+    except LedgermindError:
+        return Path(os.environ.get("LEDGERMIND_SHARED_DATA") or "../shared/data") / DATASET
 
 
 def load(path: Path) -> tuple[np.ndarray, np.ndarray]:

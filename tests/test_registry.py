@@ -190,6 +190,32 @@ def test_index_is_derived_state_and_rebuilds_from_the_log(home, registered):
         assert lm.lineage("model")["parents"][0]["id"] == registered["data"].digest
 
 
+def test_an_index_ahead_of_a_readers_view_of_the_log_is_kept(home, registered, tmp_path):
+    """Syncers share the index: one whose view of the log is behind (it read the size before others appended)
+    must leave a fresher index alone, not take it for another log's and empty it under every reader."""
+    import shutil
+
+    from ledgermind.client import log_signer
+    from ledgermind.log.store import LogStore
+
+    with Client(home) as lm:
+        for suffix in ("", "-wal", "-shm"):  # the log as a reader saw it: 3 entries
+            src = Path(str(lm.settings.log_path) + suffix)
+            if src.exists():
+                shutil.copyfile(src, tmp_path / f"behind.sqlite{suffix}")
+        lm.record_event(domain="test", type="tick", related=[registered["model"].digest])
+        lm.registry.sync()
+        index, ahead = lm.registry.index, lm.registry.index._indexed()
+        assert ahead == 4
+        behind = LogStore(tmp_path / "behind.sqlite", log_signer(lm.settings.log_key_path))
+        try:
+            assert behind.size() == 3 and behind.origin == lm.ledger.store.origin
+            assert index.sync(behind) == 0
+        finally:
+            behind.close()
+        assert index._indexed() == 4 and index.asset(registered["model"].digest) is not None
+
+
 def test_name_and_prefix_resolution(home, files, registered, tmp_path):
     with Client(home) as lm:
         assert lm.show("more")["id"] == registered["more"].digest

@@ -87,13 +87,16 @@ class KaggleData:
 
 
 def shared_data_dir() -> Path:
-    """The shared data folder: $LEDGERMIND_SHARED_DATA, else ../shared/data beside the checkout.
+    """The shared data folder: $LEDGERMIND_SHARED_DATA, else ``shared/data`` beside the checkout (seen from the
+    working directory, which is how a regular install finds it, or from this file in an editable install), else
+    ``/work/shared/data`` (this project's machines).
 
-    Raises NotFoundError if neither exists.
+    Raises NotFoundError if none exists.
     """
     env = os.environ.get("LEDGERMIND_SHARED_DATA")
     candidates = [Path(env)] if env else []
-    candidates.append(Path(__file__).resolve().parents[4] / "shared" / "data")
+    candidates += [Path.cwd().resolve().parent / "shared" / "data",
+                   Path(__file__).resolve().parents[4] / "shared" / "data", Path("/work/shared/data")]
     for c in candidates:
         if c.is_dir():
             return c

@@ -62,17 +62,26 @@ class RegistryIndex:
     def sync(self, store: LogStore) -> int:
         """Index every log entry not indexed yet; return how many were added.
 
-        If the log is now shorter than the index (a different log), the index is rebuilt from scratch.
+        If the log has another origin (a different log), the index is rebuilt from scratch, and readers see the
+        previous index until the new one is committed whole. Several processes and threads may sync the same
+        index: an index ahead of this ``store``'s view of the same log was advanced by a syncer that saw more of
+        it, and is left as it is (rebuilding it would empty it under every reader).
         """
-        size = store.size()
-        start = self._indexed()
-        if self.db.execute("SELECT value FROM meta WHERE key = 'origin'").fetchone() not in (None, (store.origin,)) or start > size:
-            self._reset()
-            start = 0
-        if start == size:
+        origin = self.db.execute("SELECT value FROM meta WHERE key = 'origin'").fetchone()
+        if origin == (store.origin,) and self._indexed() >= store.size():
             return 0
         try:
             self.db.execute("BEGIN IMMEDIATE")
+            origin = self.db.execute("SELECT value FROM meta WHERE key = 'origin'").fetchone()
+            start = self._indexed()
+            size = store.size()
+            if origin not in (None, (store.origin,)):
+                for table in ("meta", "statements", "assets", "lineage"):
+                    self.db.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed table names
+                start = 0
+            elif start >= size:
+                self.db.execute("ROLLBACK")
+                return 0
             self.db.execute("INSERT OR REPLACE INTO meta VALUES ('origin', ?)", (store.origin,))
             for index, entry in store.entries(start, size):
                 self._add(index, entry)
@@ -83,11 +92,6 @@ class RegistryIndex:
                 self.db.execute("ROLLBACK")
             raise
         return size - start
-
-    def _reset(self) -> None:
-        self.db.executescript(
-            "DELETE FROM meta; DELETE FROM statements; DELETE FROM assets; DELETE FROM lineage;"
-        )
 
     def _add(self, index: int, entry: bytes) -> None:
         # statements were fully verified on submission; here we only need their routing fields
