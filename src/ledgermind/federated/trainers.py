@@ -177,6 +177,23 @@ class LogisticRegressionTrainer(_Base):
     def _proba(self, params: NDArrays, X: np.ndarray) -> np.ndarray:
         return _softmax(X @ params[0] + params[1])
 
+    def to_sklearn(self, params: NDArrays) -> Any:
+        """The same model as a fitted scikit-learn ``LogisticRegression`` (same probabilities), e.g. to serve or
+        inspect a federation's model with scikit-learn tools. Two classes become sklearn's single-row form."""
+        from sklearn.linear_model import LogisticRegression
+
+        d, k = self._shapes(params)
+        W, b = (np.asarray(p, dtype=np.float64) for p in params)
+        model = LogisticRegression()
+        model.classes_ = np.arange(k)
+        model.n_features_in_ = d
+        model.n_iter_ = np.zeros(1, dtype=np.int32)
+        if k == 2:  # softmax over two logits is the sigmoid of their difference
+            model.coef_, model.intercept_ = (W[:, 1] - W[:, 0])[None, :], np.array([b[1] - b[0]])
+        else:
+            model.coef_, model.intercept_ = W.T.copy(), b.copy()
+        return model
+
 
 class MLPTrainer(_Base):
     """One hidden ReLU layer; parameters ``[W1 (n_features, hidden), b1 (hidden,), W2 (hidden, n_classes), b2]``."""
