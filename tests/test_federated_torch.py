@@ -29,15 +29,19 @@ def test_logistic_regression_hands_over_to_scikit_learn():
         assert model.score(data.test.X, data.test.y) > 0.85
 
 
-@pytest.mark.skipif(HAS_TORCH, reason="torch is installed: nothing to refuse")
-def test_torch_trainer_without_torch_says_how_to_install_it():
+def test_torch_trainer_without_torch_says_how_to_install_it(monkeypatch):
+    import sys
+
     from ledgermind.federated.torch_trainer import TorchTrainer
+
+    monkeypatch.setitem(sys.modules, "torch", None)  # an installation without the extra: `import torch` fails
 
     with pytest.raises(InvalidInputError, match=r'pip install "ledgermind\[torch\]"'):
         TorchTrainer(lambda d, k: None)
 
 
-@pytest.mark.skipif(not HAS_TORCH, reason='the torch extra is not installed (pip install "ledgermind[torch]")')
+@pytest.mark.skipif(not HAS_TORCH, reason='the torch extra is not installed (pip install "ledgermind[torch]"); '
+                                          '.ci/run installs it')
 def test_a_torch_module_trains_in_a_poisoned_federation():
     import torch
 

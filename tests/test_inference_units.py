@@ -231,10 +231,33 @@ def test_onnx_and_numpy_adapters(estimator, tmp_path):
         model_format("m.bin")
 
 
-@pytest.mark.skipif(importlib.util.find_spec("torch") is not None, reason="torch is installed: nothing to refuse")
-def test_torch_is_an_optional_extra_with_a_clear_error():
+def test_torch_is_an_optional_extra_with_a_clear_error(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "torch", None)  # an installation without the extra: `import torch` fails
     with pytest.raises(InvalidInputError, match="pip install torch"):
         load_model(b"whatever", "torch")
+
+
+@pytest.mark.skipif(importlib.util.find_spec("torch") is None,
+                    reason="the torch extra is not installed (pip install torch==2.13.0); .ci/run installs it")
+def test_torchscript_models_are_served_on_the_cpu():
+    import io
+
+    import torch
+
+    torch.manual_seed(0)
+    module = torch.nn.Sequential(torch.nn.Linear(30, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2)).eval()
+    buf = io.BytesIO()
+    torch.jit.save(torch.jit.script(module), buf)
+    adapter = load_model(buf.getvalue(), "torch", input_shape=(None, 30))
+    x = X[:4].astype(np.float32)
+    with torch.no_grad():
+        want = module(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(np.asarray(adapter.predict(x.tolist())), want, rtol=1e-6)
+    assert adapter.framework == "pytorch"
+    with pytest.raises(InvalidInputError, match="not a TorchScript model"):
+        load_model(b"not a model", "torch")
 
 
 def test_load_registered_refuses_a_tampered_file(tmp_path, estimator, monkeypatch):

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from ledgermind.errors import InvalidInputError
-from ledgermind.federated.trainers import NDArrays, _check_fit_args, _check_xy
+from ledgermind.federated.trainers import NDArrays, _Base, _check_fit_args, _check_xy
 
 
 def _torch() -> Any:
@@ -29,9 +29,10 @@ def _torch() -> Any:
     return torch
 
 
-class TorchTrainer:
+class TorchTrainer(_Base):
     """Train a torch module in a federation. ``build(n_features, n_classes)`` makes the module (logits out).
 
+    Prediction, scoring and log-loss are the numpy trainers' (``_Base``); fitting runs in torch.
     Raises InvalidInputError when torch is not installed, or when parameters do not fit the module."""
 
     def __init__(self, build: Callable[[int, int], Any], l2: float = 1e-4) -> None:
@@ -39,6 +40,7 @@ class TorchTrainer:
         self.build = build
         self.l2 = l2
         self._sizes: tuple[int, int] | None = None
+        self._param_shapes: list[tuple[int, ...]] = []
 
     def get_params(self) -> dict[str, Any]:
         return {"l2": self.l2, "module": getattr(self.build, "__name__", repr(self.build))}
@@ -48,16 +50,14 @@ class TorchTrainer:
             raise InvalidInputError(f"need n_features >= 1 and n_classes >= 2, got {n_features}, {n_classes}")
         self._sizes = (n_features, n_classes)
         self.torch.manual_seed(seed)
-        return [p.detach().to(self.torch.float64).numpy().copy() for p in self.build(n_features, n_classes).parameters()]
+        params = [p.detach().to(self.torch.float64).numpy().copy() for p in self.build(n_features, n_classes).parameters()]
+        self._param_shapes = [p.shape for p in params]
+        return params
 
     def _module(self, params: NDArrays) -> Any:
-        if self._sizes is None:
-            raise InvalidInputError("call init_params first: the module's sizes come from there")
-        module = self.build(*self._sizes).to(self.torch.float64)
+        self._shapes(params)
+        module = self.build(*self._sizes).to(self.torch.float64)  # type: ignore[misc]
         own = list(module.parameters())
-        if len(own) != len(params) or any(tuple(p.shape) != np.shape(q) for p, q in zip(own, params)):
-            raise InvalidInputError(f"parameters of shapes {[np.shape(q) for q in params]} do not fit the module's "
-                                    f"{[tuple(p.shape) for p in own]}")
         with self.torch.no_grad():
             for p, q in zip(own, params):
                 p.copy_(self.torch.from_numpy(np.asarray(q, dtype=np.float64)))
@@ -83,20 +83,14 @@ class TorchTrainer:
                 opt.step()
         return [p.detach().numpy().copy() for p in module.parameters()]
 
-    def predict_proba(self, params: NDArrays, X: np.ndarray) -> np.ndarray:
-        module = self._module(params)
-        X, _ = _check_xy(X, None, *self._sizes)  # type: ignore[misc]
+    def _shapes(self, params: NDArrays) -> tuple[int, int]:
+        if self._sizes is None:
+            raise InvalidInputError("call init_params first: the module's sizes come from there")
+        if [np.shape(q) for q in params] != self._param_shapes:
+            raise InvalidInputError(f"parameters of shapes {[np.shape(q) for q in params]} do not fit the module's "
+                                    f"{self._param_shapes}")
+        return self._sizes
+
+    def _proba(self, params: NDArrays, X: np.ndarray) -> np.ndarray:
         with self.torch.no_grad():
-            return self.torch.softmax(module(self.torch.from_numpy(X)), dim=1).numpy()
-
-    def predict(self, params: NDArrays, X: np.ndarray) -> np.ndarray:
-        return self.predict_proba(params, X).argmax(axis=1)
-
-    def score(self, params: NDArrays, X: np.ndarray, y: np.ndarray) -> float:
-        if len(y) == 0:
-            raise InvalidInputError("cannot score on an empty set")
-        return float(np.mean(self.predict(params, X) == np.asarray(y)))
-
-    def log_loss(self, params: NDArrays, X: np.ndarray, y: np.ndarray) -> float:
-        proba = self.predict_proba(params, X)
-        return float(-np.mean(np.log(np.clip(proba[np.arange(len(y)), np.asarray(y)], 1e-12, None))))
+            return self.torch.softmax(self._module(params)(self.torch.from_numpy(X)), dim=1).numpy()
