@@ -19,6 +19,8 @@ from eth_utils import keccak
 
 from ledgermind.contracts import SOURCE_DIR, load
 
+from .evil_token import EVIL_TOKEN
+
 BPS = 10_000
 START = 10_000_000  # PaymentToken units minted to every actor
 POOL = 2_000_003  # 3 rounds: round_reward 666,667, and 2 units that no round can pay
@@ -893,65 +895,6 @@ def test_views(w):
 
 
 # ------------------------------------------------------------------------------------------------ reentrancy
-
-
-EVIL_TOKEN = """
-# pragma version 0.4.3
-# pragma evm-version cancun
-
-# An ERC-20 whose every transfer first calls back into a target with a payload set in advance, as the token
-# itself, and records whether that call went through. It also coordinates its own tasks (`act` calls the
-# target as the token), so it has rightful balances to try to take twice. No allowances: it is malicious.
-
-balanceOf: public(HashMap[address, uint256])
-target: public(address)
-payload: public(Bytes[1024])
-attempts: public(uint256)
-reentered: public(uint256)
-
-
-@external
-def mint(to: address, amount: uint256):
-    self.balanceOf[to] += amount
-
-
-@external
-def arm(target: address, payload: Bytes[1024]):
-    self.target = target
-    self.payload = payload
-
-
-@external
-def act(target: address, payload: Bytes[1024]):
-    raw_call(target, payload)
-
-
-@internal
-def _hook():
-    target: address = self.target
-    if target == empty(address):
-        return
-    self.target = empty(address)
-    self.attempts += 1
-    if raw_call(target, self.payload, revert_on_failure=False):
-        self.reentered += 1
-
-
-@external
-def transfer(to: address, amount: uint256) -> bool:
-    self._hook()
-    self.balanceOf[msg.sender] -= amount
-    self.balanceOf[to] += amount
-    return True
-
-
-@external
-def transferFrom(owner: address, to: address, amount: uint256) -> bool:
-    self._hook()
-    self.balanceOf[owner] -= amount
-    self.balanceOf[to] += amount
-    return True
-"""
 
 
 def test_a_reentrant_token_cannot_drain(w):

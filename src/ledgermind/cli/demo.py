@@ -47,11 +47,8 @@ class Outcome:
         return all(ok for _, _, ok in self.rows)
 
 
-_T0 = [time.perf_counter()]
-
-
-def _step(n: int, text: str) -> None:
-    out.print(f"\n[bold cyan]{n}.[/] [bold]{text}[/] [dim]({time.perf_counter() - _T0[0]:.1f} s)[/]")
+def _step(n: int, text: str, started: float) -> None:
+    out.print(f"\n[bold cyan]{n}.[/] [bold]{text}[/] [dim]({time.perf_counter() - started:.1f} s)[/]")
 
 
 def _short(address: str) -> str:
@@ -86,7 +83,7 @@ def run_demo(client: Client, workdir: Path | None = None) -> bool:
     """Run the narrated demo in ``client``'s home; return True if every step came out as it should.
 
     Raises LedgermindError if a step fails outright (the CLI prints its one-line reason)."""
-    started = _T0[0] = time.perf_counter()
+    started = time.perf_counter()
     home = client.settings.home
     work = (workdir or home / "demo").expanduser()
     if work.exists():
@@ -103,7 +100,7 @@ def run_demo(client: Client, workdir: Path | None = None) -> bool:
         return client.acting_as(address)
 
     # ------------------------------------------------------------------ 1. accounts
-    _step(1, "The consortium: a coordinator, five hospitals and a buyer, each with its own key")
+    _step(1, "The consortium: a coordinator, five hospitals and a buyer, each with its own key", started)
     coordinator = client.account().address
     client.deploy()  # idempotent: the embedded chain is ours to deploy on
     hospitals = [client.new_account() for _ in range(HOSPITALS)]
@@ -116,7 +113,7 @@ def run_demo(client: Client, workdir: Path | None = None) -> bool:
               f"buyer {_short(buyer)}; 50 LMPAY each from the demo token's faucet")
 
     # ------------------------------------------------------------------ 2. data
-    _step(2, "The coordinator opens a federated task; each hospital registers its share of the data")
+    _step(2, "The coordinator opens a federated task; each hospital registers its share of the data", started)
     created = client.fed_create(dataset="breast_cancer", parties=HOSPITALS, rounds=ROUNDS, reward_pool=300 * TOKEN,
                                 min_stake=10 * TOKEN, commit_window=600, reveal_window=600)
     task_id = created["taskId"]
@@ -141,7 +138,8 @@ def run_demo(client: Client, workdir: Path | None = None) -> bool:
     result.add("hospitals registered quality-checked data", f"{len(datasets)} datasets")
 
     # ------------------------------------------------------------------ 3. governance
-    _step(3, "Governance approves the five datasets; from now on the market refuses models built on anything else")
+    _step(3, "Governance approves the five datasets; from now on the market refuses models built on anything else",
+          started)
     client.gov_gate(True)
     for d in datasets:
         decided = client.gov_decide("approve-dataset", d["id"])
@@ -151,7 +149,8 @@ def run_demo(client: Client, workdir: Path | None = None) -> bool:
 
     # ------------------------------------------------------------------ 4. training
     poisoner = hospitals[1]
-    _step(4, f"Federated training, {ROUNDS} rounds; hospital {_short(poisoner)} poisons its updates (x10 scaling)")
+    _step(4, f"Federated training, {ROUNDS} rounds; hospital {_short(poisoner)} poisons its updates (x10 scaling)",
+          started)
 
     def on_round(r: dict[str, Any]) -> None:
         flags = ", ".join(f"{_short(a)} ({escape(why.split(':')[0])})" for a, why in r["flags"].items()) or "none"
@@ -167,7 +166,7 @@ def run_demo(client: Client, workdir: Path | None = None) -> bool:
     result.add("federated model accuracy", f"{accuracy:.3f} on the validation set", accuracy > 0.9)
 
     # ------------------------------------------------------------------ 5. rewards
-    _step(5, "Hospitals claim their rewards (pull payments): stake back plus a share by contribution")
+    _step(5, "Hospitals claim their rewards (pull payments): stake back plus a share by contribution", started)
     paid_total = 0
     for who in hospitals:
         with as_(who) as h:
@@ -178,7 +177,7 @@ def run_demo(client: Client, workdir: Path | None = None) -> bool:
 
     # ------------------------------------------------------------------ 6. model on the market
     model = trained["model"]
-    _step(6, "The model is registered with its lineage, minted, and listed; every sale pays the hospitals too")
+    _step(6, "The model is registered with its lineage, minted, and listed; every sale pays the hospitals too", started)
     out.print(lineage_tree(client.lineage(model["id"])))
     client.mint(model["id"])
     listed = client.sell(model["id"], price=5 * TOKEN, token="demo", lineage_bps=5_000)
@@ -190,7 +189,7 @@ def run_demo(client: Client, workdir: Path | None = None) -> bool:
                len(contributors) == HOSPITALS)
 
     # ------------------------------------------------------------------ 7. paid inference
-    _step(7, "The coordinator serves the model; the buyer pays per request through a payment channel")
+    _step(7, "The coordinator serves the model; the buyer pays per request through a payment channel", started)
     from ledgermind.inference.server import ServerThread
 
     provider = client.provider([(model["id"], model["path"])], price=PRICE_PER_ROW, token="demo", datasets=False)
@@ -212,7 +211,7 @@ def run_demo(client: Client, workdir: Path | None = None) -> bool:
     result.add("paid inferences with signed receipts", f"{len(receipts)} requests, receipt verified", check.ok)
 
     # ------------------------------------------------------------------ 8. oracle and insurance
-    _step(8, "An insurer's policy pays out when the AI oracle's model approves a claim (disputable for a window)")
+    _step(8, "An insurer's policy pays out when the AI oracle's model approves a claim (disputable for a window)", started)
     from ledgermind.oracle import insurance
     from ledgermind.oracle import service as oracle
 
@@ -249,7 +248,7 @@ def run_demo(client: Client, workdir: Path | None = None) -> bool:
                paid["status"] == "paid" and int(payout["amount"]) == 40 * TOKEN)
 
     # ------------------------------------------------------------------ 9. guard
-    _step(9, "The guard indexes the chain, runs its detectors and records what it finds as signed alerts")
+    _step(9, "The guard indexes the chain, runs its detectors and records what it finds as signed alerts", started)
     from ledgermind.guard import service as guard
 
     ring, asset = (hospitals[2], hospitals[3]), datasets[2]["id"]
@@ -280,7 +279,7 @@ def run_demo(client: Client, workdir: Path | None = None) -> bool:
 
     # ------------------------------------------------------------------ 10. verification
     _step(10, "Anyone verifies the model against the log and the chain; a tampered copy fails; a bundle verifies "
-             "offline")
+             "offline", started)
     anchored = client.anchor()["anchored"]
     model_path = Path(model["path"])
     good = client.verify(model_path)
