@@ -38,6 +38,8 @@ from ledgermind.inference.errors import ModelMismatchError
 from ledgermind.inference.receipts import verify_receipt
 from ledgermind.inference.server import ServerThread
 from ledgermind.inference.service import InferenceService, Offer
+from ledgermind.inference.signing import Signer, voucher_domain
+from ledgermind.inference.tickets import TicketBook, TicketChain
 from ledgermind.market.eip712 import AccessRequest, Voucher
 
 X, Y = load_breast_cancer(return_X_y=True)
@@ -119,9 +121,8 @@ def payer(world: World) -> Payer:
 
 
 def paid(world: World, channel: PaidChannel, inputs, price: int | None = None, **headers) -> httpx.Response:
-    voucher = channel.pay(PRICE * len(inputs) if price is None else price)
-    return httpx.post(world.infer_url(), json={"inputs": inputs},
-                      headers={"X-Ledgermind-Voucher": channel.header(voucher), **headers})
+    payment = channel.pay(PRICE * len(inputs) if price is None else price)
+    return httpx.post(world.infer_url(), json={"inputs": inputs}, headers={**payment.headers, **headers})
 
 
 # ---------------------------------------------------------------------- the happy path
@@ -165,8 +166,9 @@ def test_paid_requests_answer_with_receipts_that_verify(world):
 
 
 def test_64_concurrent_clients_on_shared_channels_then_settle(world):
-    """64 threads pay through 4 channels (16 each) at once: no request fails, and redeeming each channel's best
-    voucher pays the provider exactly what it served, which is what the clients issued."""
+    """64 threads pay through 4 channels (16 each) at once: no request fails, the provider counts exactly what
+    it served, and redeeming each channel's best voucher pays it the highest amount the clients signed (what it
+    served, plus the unused tickets of each channel's last book: at most 64 requests ahead)."""
     payers = [payer(world) for _ in range(4)]
     chans = [p.open(world.service.provider, 10**9) for p in payers]
     per_client = 8
@@ -181,9 +183,9 @@ def test_64_concurrent_clients_on_shared_channels_then_settle(world):
             barrier.wait()
             for j in range(per_client):
                 rows = X[(i + j) % 500 : (i + j) % 500 + 1 + j % 3].tolist()
-                v = channel.pay(PRICE * len(rows))
+                payment = channel.pay(PRICE * len(rows))
                 r = http.post(f"/v1/models/{world.model.digest}/infer", json={"inputs": rows},
-                              headers={"X-Ledgermind-Voucher": channel.header(v)})
+                              headers=payment.headers)
                 with lock:
                     if r.status_code != 200:
                         failures.append(f"{r.status_code} {r.text}")
@@ -193,12 +195,14 @@ def test_64_concurrent_clients_on_shared_channels_then_settle(world):
     with ThreadPoolExecutor(64) as pool:
         list(pool.map(client, range(64)))
     assert failures == []
-    assert sum(prices.values()) == sum(c.issued for c in chans)  # every voucher issued paid for one answer
+    for c in chans:  # every ticket sent paid for one answer
+        assert world.service.channels.status(c.channel_id)["served"] == str(prices[c.channel_id]) == str(c.committed)
     done = {bytes.fromhex(s["channelId"][2:]): int(s["amount"]) for s in
             (world.service.settle(c.channel_id)[0] for c in chans)}
     for c in chans:
-        assert world.channels.channel(c.channel_id).paid == prices[c.channel_id] == done[c.channel_id] == c.issued
-    assert world.channels.withdrawable(world.service.provider) >= sum(prices.values())
+        assert world.channels.channel(c.channel_id).paid == done[c.channel_id] == c.issued
+        assert prices[c.channel_id] <= c.issued <= prices[c.channel_id] + 64 * 3 * PRICE
+    assert world.channels.withdrawable(world.service.provider) == sum(c.issued for c in chans)
 
 
 # ---------------------------------------------------------------------- refusals
@@ -212,50 +216,70 @@ def refused(r: httpx.Response, status: int, words: str) -> str:
 def test_bad_payments_are_refused_and_no_money_moves(world):
     p = payer(world)
     chan = p.open(world.service.provider, 100)
+    chan.max_tickets = 1  # one ticket per book: every voucher is for exactly what was served
     row = [X[0].tolist()]
     assert paid(world, chan, row).status_code == 200  # voucher 10
-    v20 = chan.pay(PRICE)
-    ok = httpx.post(world.infer_url(), json={"inputs": row}, headers={"X-Ledgermind-Voucher": chan.header(v20)})
-    assert ok.status_code == 200
+    first = chan.pay(PRICE)
+    assert httpx.post(world.infer_url(), json={"inputs": row}, headers=first.headers).status_code == 200  # 20
     size = world.lm.log_info()["size"]
     before = world.service.channels.status(chan.channel_id)
+    signer, domain = Signer(p.account.key), voucher_domain(world.chain.chain_id, world.channels.address)
 
-    def post(header: str | None = None, **kw) -> httpx.Response:
-        headers = {"X-Ledgermind-Voucher": header} if header is not None else {}
+    def post(header: str | None = None, ticket: str | None = "1:" + "00" * 32, **kw) -> httpx.Response:
+        headers = {}
+        if header is not None:
+            headers["X-Ledgermind-Voucher"] = header
+        if ticket is not None:
+            headers["X-Ledgermind-Ticket"] = ticket
         return httpx.post(world.infer_url(), json={"inputs": row}, headers=headers, **kw)
 
-    def signed(amount: int, account=None, chain_id=None, contract=None) -> str:
-        v = Voucher(chan.channel_id, amount).sign(account or p.account, chain_id or world.chain.chain_id,
-                                                  contract or world.channels.address)
-        return orjson.dumps(v.to_json()).decode()
+    def book(amount: int, account=None, signed_chain_id=None, links: TicketChain | None = None,
+             **fields) -> tuple[str, str]:
+        """A ticket book for ``amount`` and its first ticket; ``fields`` replace those of the header."""
+        links = links or TicketChain(4)
+        d = voucher_domain(signed_chain_id or world.chain.chain_id, world.channels.address)
+        b = TicketBook.sign(Signer(account.key) if account else signer, d, chan.channel_id, amount, links.anchor)
+        header = {**orjson.loads(b.header(world.chain.chain_id, world.channels.address)), **fields}
+        return orjson.dumps(header).decode(), f"1:{links.links[1].hex()}"
 
-    refused(post(), 402, "payment required")
+    refused(post(ticket=None), 402, "payment required")
     refused(post("{not json"), 400, "not JSON")
-    refused(post('{"channelId": "0x12", "amount": "5", "signature": "0x00"}'), 400, "malformed voucher")
-    refused(post(signed(30, account=Account.create())), 401, "not by the channel")
-    good = Voucher(chan.channel_id, 30).sign(p.account, world.chain.chain_id, world.channels.address)
-    nobody = Voucher(chan.channel_id, 30, bytes(64) + b"\x1b")  # r = s = 0: recovers no key
-    refused(post(orjson.dumps(nobody.to_json()).decode()), 401, "bad voucher signature")
+    refused(post('{"channelId": "0x12", "amount": "5", "signature": "0x00", "anchor": "0x00", "bookSignature": "0x"}'),
+            400, "malformed voucher")
+    refused(post(orjson.dumps(Voucher(chan.channel_id, 30).to_json()).decode()), 400, "anchor, bookSignature")
+    refused(post(*book(30, anchor="0x1234")), 400, "anchor must be 32 bytes")
+    refused(post(book(30)[0], ticket=None), 402, "needs a X-Ledgermind-Ticket")
+    for bad in ("1", "x:" + "00" * 32, "0:" + "00" * 32, "1:" + "zz" * 32, "1:00"):
+        refused(post(book(30)[0], ticket=bad), 400, "X-Ledgermind-Ticket")
+    refused(post(*book(30, account=Account.create())), 401, "not by the channel")
+    good = TicketBook.sign(signer, domain, chan.channel_id, 30, TicketChain(1).anchor)
+    nobody = book(30, signature="0x" + "00" * 64 + "1b")[0]  # r = s = 0: recovers no key
+    refused(post(nobody), 401, "bad voucher or ticket book signature")
     high_s = (0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
               - int.from_bytes(good.signature[32:64], "big")).to_bytes(32, "big")
-    malleated = Voucher(chan.channel_id, 30, good.signature[:32] + high_s + bytes([55 - good.signature[64]]))
-    refused(post(orjson.dumps(malleated.to_json()).decode()), 401, "malleable")
-    refused(post(chan.header(v20)), 409, "replayed voucher")
-    refused(post(signed(15)), 402, "does not cover the requests served: served 20, voucher 15")
-    refused(post(signed(1000)), 402, "above the channel")
-    refused(post(orjson.dumps({**Voucher(chan.channel_id, 30).to_json(), "chainId": 1}).decode()), 400,
-            "voucher is for chain 1")
-    refused(post(signed(30, chain_id=1)), 401, "not by the channel")  # signed for another chain: another signer
-    refused(post(orjson.dumps({**Voucher(chan.channel_id, 30).to_json(), "contract": "0x" + "11" * 20}).decode()), 400,
-            "this provider uses")
+    malleated = good.signature[:32] + high_s + bytes([55 - good.signature[64]])
+    refused(post(book(30, bookSignature="0x" + malleated.hex())[0]), 401, "malleable")
+    refused(post(first.headers["X-Ledgermind-Voucher"], first.headers["X-Ledgermind-Ticket"]), 409, "replayed ticket")
+    links = TicketChain(8)
+    header, _ = book(30, links=links)
+    refused(post(header, f"2:{links.links[3].hex()}"), 401, "bad ticket")  # not link 2
+    refused(post(header, f"300:{links.links[1].hex()}"), 401, "bad ticket")  # too far ahead of a known link
+    refused(post(first.headers["X-Ledgermind-Voucher"], f"2:{'00' * 32}"), 401, "bad ticket")
+    other, other_ticket = book(20)  # the amount of an accepted book, with another chain
+    refused(post(other, other_ticket), 409, "another ticket book")
+    refused(post(*book(15)), 402, "does not cover the requests served: served 20, voucher 15")
+    refused(post(*book(1000)), 402, "above the channel")
+    refused(post(book(30, chainId=1)[0]), 400, "voucher is for chain 1")
+    refused(post(*book(30, signed_chain_id=1)), 401, "not by the channel")  # signed for another chain: another signer
+    refused(post(book(30, contract="0x" + "11" * 20)[0]), 400, "this provider uses")
     assert world.lm.log_info()["size"] == size  # no receipt for a refused request
     assert world.service.channels.status(chan.channel_id) == before
     assert world.channels.channel(chan.channel_id).paid == 0
 
     world.service.settle(chan.channel_id)
     assert world.channels.channel(chan.channel_id).paid == 20
-    refused(post(signed(20)), 402, "")  # at or below what is settled: replayed or not, it pays nothing new
-    refused(post(signed(19)), 402, "not above what is already settled")
+    refused(post(first.headers["X-Ledgermind-Voucher"], f"2:{'00' * 32}"), 402, "not above what is already settled")
+    refused(post(*book(19)), 402, "not above what is already settled")
     assert paid(world, chan, row).status_code == 200  # the channel goes on: voucher 30
 
     soon = p.open(world.service.provider, 100, duration=100)  # inside the provider's 300 s margin
@@ -277,9 +301,9 @@ def test_bad_inputs_are_4xx_never_5xx(world):
     size = world.lm.log_info()["size"]
 
     def post(content: bytes, model: str | None = None, **headers) -> httpx.Response:
-        v = chan.pay(PRICE)  # each attempt carries a fresh, valid voucher: the input alone is wrong
+        payment = chan.pay(PRICE)  # each attempt carries a fresh, valid ticket: the input alone is wrong
         return httpx.post(world.infer_url(model), content=content,
-                          headers={"X-Ledgermind-Voucher": chan.header(v), "content-type": "application/json", **headers})
+                          headers={**payment.headers, "content-type": "application/json", **headers})
 
     refused(post(b"{"), 400, "not JSON")
     refused(post(b"[1, 2]"), 400, '{"inputs"')
@@ -306,19 +330,19 @@ def test_restart_rebuilds_channel_state_from_receipts(world):
     p = payer(world)
     chan = p.open(world.service.provider, 10_000)
     row = [X[3].tolist()]
-    answers = [paid(world, chan, row) for _ in range(5)]
+    answers = [paid(world, chan, row) for _ in range(5)]  # books of 1, 2 and 4 tickets: vouchers 10, 30, 70
     assert all(a.status_code == 200 for a in answers)
-    replay = answers[2].request.headers["X-Ledgermind-Voucher"]
+    replay = {k: answers[4].request.headers[k] for k in ("X-Ledgermind-Voucher", "X-Ledgermind-Ticket")}
     world.server.stop()
     service, server = start(world.lm, world.model, world.channels, world.market.address)  # as a new process would
     world.service, world.server = service, server
     assert service.restored >= 5
     status = service.channels.status(chan.channel_id)
-    assert status["served"] == "50" and status["best"] == "50"
-    refused(httpx.post(world.infer_url(), json={"inputs": row}, headers={"X-Ledgermind-Voucher": replay}), 409,
-            "replayed voucher")
-    assert paid(world, chan, row).status_code == 200
-    assert service.settle(chan.channel_id)[0]["amount"] == "60"
+    assert status["served"] == "50" and status["best"] == "70"
+    refused(httpx.post(world.infer_url(), json={"inputs": row}, headers=replay), 409, "replayed ticket")
+    assert paid(world, chan, row).status_code == 200  # the next ticket of the restored book
+    assert service.channels.status(chan.channel_id)["served"] == "60"
+    assert service.settle(chan.channel_id)[0]["amount"] == "70"
 
 
 def test_provider_refuses_a_tampered_model_file(world, tmp_path):

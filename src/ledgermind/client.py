@@ -902,7 +902,7 @@ class Client:
             channel = payer.usable(min_seconds_left=60).get(recipient.lower())
             if channel is None:
                 raise NotFoundError(f"no open channel from {payer.account.address} to {recipient}: open_channel first")
-            voucher = channel.pay(amount)
+            voucher = channel.voucher(amount)
         finally:
             payer.book.close()
         return {**voucher.to_json(), "chainId": payer.contract.chain_id, "contract": payer.contract.address}

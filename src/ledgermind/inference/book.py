@@ -1,11 +1,11 @@
 """The paying client's own record of its payment channels: which it opened, and how much it has promised on each.
 
-A provider refuses a voucher whose amount it has seen before, so a client that forgets what it issued (a new
-process, a crash) cannot go on paying through its channel. ``ChannelBook`` keeps, in one SQLite file of the
-home, every channel the account opened and the highest voucher amount issued on it; ``BookedPayer`` opens
-channels through the book, and the ``BookedChannel`` it hands out writes each new amount durably *before* the
-voucher leaves the process. A crash can then only make the client skip amounts (pay a little ahead), never
-reuse one.
+A provider refuses a ticket book for a voucher amount it has seen with another book, so a client that forgets
+what it signed (a new process, a crash) cannot go on paying through its channel. ``ChannelBook`` keeps, in one
+SQLite file of the home, every channel the account opened and the highest voucher amount signed on it;
+``BookedPayer`` opens channels through the book, and the ``BookedChannel`` it hands out writes each new amount
+durably *before* the voucher leaves the process (once per ticket book). A crash can then only make the client
+skip amounts (lose the unused tickets of its last book), never reuse one.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any
 
 from ledgermind.inference.channels import ZERO_ADDRESS, PaymentChannels
 from ledgermind.inference.client import DEFAULT_DURATION, PaidChannel, Payer
-from ledgermind.market.eip712 import Voucher
 from ledgermind.sqlite import open_db
 
 if TYPE_CHECKING:
@@ -73,15 +72,6 @@ class ChannelBook:
                 (text, chain_id, contract.lower(), channel_id.hex(), text, text, text),
             )
 
-    def released(self, chain_id: int, contract: str, channel_id: bytes, amount: int, back_to: int) -> None:
-        """Lower the recorded amount from ``amount`` to ``back_to`` (a voucher taken back), if it is still
-        ``amount``: another process that issued meanwhile keeps its higher amount."""
-        with self._lock:
-            self._db.execute(
-                "UPDATE channels SET issued = ? WHERE chain_id = ? AND contract = ? AND channel_id = ? AND issued = ?",
-                (str(back_to), chain_id, contract.lower(), channel_id.hex(), str(amount)),
-            )
-
     def channels(self, chain_id: int, contract: str, sender: str | None = None) -> list[dict[str, Any]]:
         """The recorded channels on one PaymentChannels contract (of ``sender`` if given), newest first."""
         query = "SELECT * FROM channels WHERE chain_id = ? AND contract = ?"
@@ -99,22 +89,14 @@ class ChannelBook:
 
 
 class BookedChannel(PaidChannel):
-    """A PaidChannel whose every issued amount is in the book before its voucher is returned."""
+    """A PaidChannel whose every signed voucher amount is in the book before the voucher leaves it."""
 
     def __init__(self, book: ChannelBook, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._book = book
 
-    def pay(self, price: int) -> Voucher:
-        voucher = super().pay(price)
-        self._book.issued(self.chain_id, self.contract, self.channel_id, voucher.amount)
-        return voucher
-
-    def release(self, voucher: Voucher, price: int) -> bool:
-        if not super().release(voucher, price):
-            return False
-        self._book.released(self.chain_id, self.contract, self.channel_id, voucher.amount, voucher.amount - price)
-        return True
+    def _signed(self, amount: int) -> None:
+        self._book.issued(self.chain_id, self.contract, self.channel_id, amount)
 
 
 class BookedPayer(Payer):

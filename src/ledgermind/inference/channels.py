@@ -1,35 +1,38 @@
 """Payment channels: the PaymentChannels contract, and the provider's view of the channels that pay it.
 
 ``PaymentChannels`` is a thin binding to the contract (open, top up, extend, settle, reclaim, withdraw, read a
-channel). ``ProviderChannels`` decides, per request, whether a voucher pays for it, without a chain call per
+channel). ``ProviderChannels`` decides, per request, whether a ticket pays for it, without a chain call per
 request and without ever locking a channel, so any number of concurrent requests on one channel succeed.
 
-The acceptance rule. Per channel the provider keeps ``served`` (the sum of the prices of the requests it
-served), ``best`` (the highest voucher amount seen, with its signature) and the set of voucher amounts already
-used. A request priced ``price`` with voucher ``v`` is accepted iff, in this order:
+Requests are paid with tickets of ticket books (``tickets``): a cumulative voucher, signed once for a few
+requests ahead, and per request one link of a hash chain bound to it. The acceptance rule. Per channel the
+provider keeps ``served`` (the sum of the prices of the requests it served), ``best`` (the highest voucher
+amount it accepted, with its signature) and, per voucher amount, the book's chain and its spent tickets. A
+request priced ``price`` with ticket ``i`` of book ``b`` (voucher ``v``) is accepted iff, in this order:
 
-1. the voucher's EIP-712 signature recovers the channel's sender (401);
-2. the channel pays this provider in the token it charges (402), is not closed (410), has not expired (410),
+1. the channel pays this provider in the token it charges (402), is not closed (410), has not expired (410),
    and does not expire within ``margin`` seconds, the time the provider keeps to settle (402);
-3. ``v.amount`` was not used before (409 "replayed voucher");
-4. ``v.amount <= deposit`` (402) and ``v.amount > paid`` on chain (402);
+2. ``v.amount <= deposit`` (402) and ``v.amount > paid`` on chain (402);
+3. if ``v.amount`` has a book already, ``b`` is that book (409); if not, the voucher's and the book's EIP-712
+   signatures both recover the channel's sender (401);
+4. ticket ``i`` was not spent (409 "replayed ticket") and is a link of the book's chain (401);
 5. ``max(best, v.amount) >= served + price`` (402 "voucher does not cover the requests served").
 
-Then ``served += price`` and ``best = max(best, v.amount)``. So the provider can always redeem
-``best >= served``: it is never under-paid, whatever order concurrent vouchers arrive in, and a client that
-signs each request's voucher for "everything so far plus this request" is never refused.
+Then ``served += price``, ticket ``i`` is spent and ``best = max(best, v.amount)``. So the provider can always
+redeem ``best >= served``: it is never under-paid, whatever order concurrent requests arrive in.
 
-Rule 1 is checked for every voucher, by secp256k1 recovery over its EIP-712 digest, before anything else; for
-``accept`` on an event loop the recovery runs in a child process, a batch per loop turn (``recovery``), and the
-recovered 20-byte address is compared with the sender's.
+The signatures of rule 3 are recovered once per book; for ``accept`` on an event loop in a child process, a
+batch per loop turn (``recovery``). Rule 4 costs one sha256 for tickets arriving in order.
 
 Chain facts (sender, recipient, token, deposit, paid, expiry, closed) are read once per channel and cached; a
 voucher above the cached deposit, or a channel seen expiring, triggers one re-read (a top-up or an extension
 may have happened), at most once per ``refresh_interval`` per channel.
 
-Durability is the receipts': the server answers only after the request's receipt (which records the voucher:
-see ``receipts.VoucherRef``) is durable in the log, and ``restore`` rebuilds ``served``, ``best`` and the used
-amounts from those receipts at start-up. A request whose receipt could not be written is ``rollback``-ed.
+Durability is the receipts': the server answers only after the request's receipt is durable in the log. Each
+receipt records its voucher amount and ticket; until one recording the book in full (voucher signature,
+anchor, book signature: see ``receipts.VoucherRef``) is durable, every receipt under that book records it in
+full. ``restore`` rebuilds ``served``, ``best``, the books and their spent tickets from those receipts at
+start-up. A request whose receipt could not be written is ``rollback``-ed.
 """
 
 from __future__ import annotations
@@ -40,15 +43,16 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ledgermind.chain.connection import Chain, ChainError, Receipt
 from ledgermind.errors import InvalidInputError, LedgermindError, SignatureError
 from ledgermind.inference import recovery
 from ledgermind.inference.errors import PaymentRefused, RequestRefused
-from ledgermind.inference.receipts import ReceiptRecord, VoucherRef, voucher_field
+from ledgermind.inference.receipts import ReceiptRecord, VoucherRef, book_fields, voucher_field
 from ledgermind.inference.signing import voucher_domain
+from ledgermind.inference.tickets import MAX_AHEAD, ChainCheck, TicketBook
 from ledgermind.market.eip712 import Voucher
 from ledgermind.statements.dsse import checksum_address, keccak
 
@@ -198,26 +202,41 @@ class PaymentChannels:
 
 
 # ---------------------------------------------------------------------- the provider's view
+@dataclass(slots=True)
+class _Book:
+    """A ticket book the provider accepted: its voucher (redeemable), its chain, and whether a receipt that
+    records it in full is durable (until then every receipt under it does)."""
+
+    anchor: bytes
+    signature: bytes  # the voucher's
+    book_signature: bytes
+    chain: ChainCheck
+    prefix: str  # of its receipts' channel field (see receipts.voucher_field)
+    recorded: bool = False
+
+
 @dataclass
 class _State:
     info: ChannelInfo | None = None
-    sender: bytes = b""  # info.sender as 20 bytes: compared with every voucher's recovered signer
+    sender: bytes = b""  # info.sender as 20 bytes: compared with the recovered signers of every new book
     read_at: float = float("-inf")  # monotonic time of the last chain read
     served: int = 0
     best: int = 0
     best_signature: bytes = b""
-    used: set[int] = field(default_factory=set)
+    books: dict[int, _Book] = field(default_factory=dict)  # voucher amount -> its ticket book
 
 
 @dataclass(slots=True)  # not frozen: one is built per paid request, and a frozen dataclass takes 4x longer to build
 class Ticket:
-    """An accepted voucher: what its receipt records, and what ``rollback`` needs if that cannot be written."""
+    """An accepted request: what its receipt records, and what ``rollback`` needs if that cannot be written."""
 
     channel_id: bytes
-    amount: int
+    amount: int  # the voucher's
     price: int
     served: int  # after this request
-    channel: str  # the voucher as the receipt's ``channel`` field records it (see receipts.VoucherRef)
+    index: int
+    channel: str  # the payment as the receipt's ``channel`` field records it (see receipts.VoucherRef)
+    book: _Book
 
 
 @dataclass(frozen=True)
@@ -284,6 +303,7 @@ class ProviderChannels:
         self._unknown: OrderedDict[bytes, _State] = OrderedDict()  # ids with no channel: bounded, not kept
         self._max_unknown = max_unknown
         self._reading: dict[bytes, asyncio.Future[None]] = {}
+        self._verifying: dict[tuple[bytes, int, bytes], asyncio.Future[list[bytes]]] = {}
 
     # ------------------------------------------------------------------ state
     def _state(self, cid: bytes) -> _State:
@@ -303,8 +323,8 @@ class ProviderChannels:
         st.info, st.sender, st.read_at = info, bytes.fromhex(info.sender[2:]), time.monotonic()
         if info.exists and info.channel_id not in self._channels:
             self._channels[info.channel_id] = self._unknown.pop(info.channel_id, st)
-        if info.paid:  # amounts at or below what is settled can never be accepted again: forget them
-            st.used = {a for a in st.used if a > info.paid}
+        if info.paid:  # books at or below what is settled can never be spent again: forget them
+            st.books = {a: b for a, b in st.books.items() if a > info.paid}
 
     def refresh(self, cid: bytes) -> ChannelInfo:
         """Read channel ``cid`` from the chain now (blocking). Raises RequestRefused(503) if the chain fails."""
@@ -335,77 +355,118 @@ class ProviderChannels:
         await asyncio.shield(fut)
 
     def restore(self, records: Iterable[ReceiptRecord]) -> int:
-        """Rebuild served amounts, best vouchers and used amounts from this provider's receipts; returns how
-        many receipts paid through this contract were applied. Call before serving."""
-        n = 0
+        """Rebuild served amounts, best vouchers, ticket books and spent tickets from this provider's receipts;
+        returns how many receipts paid through this contract were applied. Call before serving."""
+        refs = []
+        for rec in records:
+            ref = VoucherRef.parse(rec.channel)
+            if ref is not None and ref.chain_id == self.chain_id and ref.contract.lower() == self.address.lower():
+                refs.append((ref, rec.price))
         with self._lock:
-            for rec in records:
-                ref = VoucherRef.parse(rec.channel)
-                if ref is None or ref.chain_id != self.chain_id or ref.contract.lower() != self.address.lower():
-                    continue
+            for ref, _ in refs:  # the books first: a receipt recording one in full precedes those that refer to it
+                if ref.anchor:
+                    st = self._channels.get(ref.channel_id)
+                    if st is None:
+                        st = self._channels[ref.channel_id] = _State()
+                    if ref.amount not in st.books:
+                        st.books[ref.amount] = _Book(ref.anchor, ref.signature, ref.book_signature,
+                                                     ChainCheck(ref.anchor), voucher_field(
+                                                         self.chain_id, self.address, ref.channel_id, ref.amount),
+                                                     recorded=True)
+                    if ref.amount > st.best:
+                        st.best, st.best_signature = ref.amount, ref.signature
+            for ref, price in refs:
                 st = self._channels.get(ref.channel_id)
                 if st is None:
                     st = self._channels[ref.channel_id] = _State()
-                st.served += rec.price
-                st.used.add(ref.amount)
-                if ref.amount > st.best:
-                    st.best, st.best_signature = ref.amount, ref.signature
-                n += 1
-        return n
+                st.served += price
+                book = st.books.get(ref.amount)
+                if book is not None:
+                    book.chain.known[ref.ticket] = ref.link
+                    book.chain.used.add(ref.ticket)
+        return len(refs)
 
     # ------------------------------------------------------------------ acceptance
-    def signer_of(self, voucher: Voucher) -> str:
-        """The voucher's signer (checksummed). Raises PaymentRefused(401) for a signature that recovers nobody."""
-        return checksum_address(self._signer_bytes(voucher))
-
-    def _signer_bytes(self, voucher: Voucher) -> bytes:
-        """The voucher's signer as 20 bytes, recovered in this thread. Raises PaymentRefused(401)."""
+    def _signer_bytes(self, digest: bytes, signature: bytes, what: str) -> bytes:
+        """The 20-byte signer of ``digest``, recovered in this thread. Raises PaymentRefused(401)."""
         try:
-            return recovery.recover_address(self.domain.digest(voucher.channel_id, voucher.amount), voucher.signature)
+            return recovery.recover_address(digest, signature)
         except SignatureError as e:
-            raise PaymentRefused(401, f"bad voucher signature: {e}") from e
+            raise PaymentRefused(401, f"bad {what} signature: {e}") from e
 
-    async def accept(self, voucher: Voucher, price: int) -> Ticket:
-        """Accept ``voucher`` as payment of ``price``, or raise RequestRefused with the HTTP status and reason.
+    def _digests(self, book: TicketBook) -> tuple[bytes, bytes]:
+        v = book.voucher
+        return self.domain.digest(v.channel_id, v.amount), self.domain.book_digest(v.channel_id, v.amount, book.anchor)
 
-        The signature is recovered first, off the event loop (other requests go on meanwhile). Reads the chain
-        (in a worker thread) only for a channel not seen before, or when the cached facts may be stale for this
-        decision (see the module docstring)."""
-        try:
-            signer = await recovery.for_loop().address(self.domain.digest(voucher.channel_id, voucher.amount),
-                                                       voucher.signature)
-        except SignatureError as e:
-            raise PaymentRefused(401, f"bad voucher signature: {e}") from e
-        cid = voucher.channel_id
+    async def accept(self, book: TicketBook, index: int, link: bytes, price: int) -> Ticket:
+        """Accept ticket ``(index, link)`` of ``book`` as payment of ``price``, or raise RequestRefused with the
+        HTTP status and reason.
+
+        The book's two signatures are recovered the first time it is seen, off the event loop (in a child
+        process; other requests go on meanwhile); later tickets of it cost a hash. Reads the chain (in a worker
+        thread) only for a channel not seen before, or when the cached facts may be stale for this decision
+        (see the module docstring)."""
+        cid = book.voucher.channel_id
         st = self._state(cid)
+        signers = None
+        known = st.books.get(book.voucher.amount)
+        if known is None or known.anchor != book.anchor:
+            # the first tickets of a new book arrive together: they share one recovery of its signers
+            key = (cid, book.voucher.amount, book.anchor)
+            fut = self._verifying.get(key)
+            if fut is None:
+                fut = asyncio.ensure_future(self._recover(book))
+                self._verifying[key] = fut
+                fut.add_done_callback(lambda _f: self._verifying.pop(key, None))
+            signers = await asyncio.shield(fut)
         if st.info is None or (not st.info.exists and self._stale(st)):
             await self.refresh_async(cid)
         try:
-            return self._decide(cid, voucher, signer, price, may_reread=True)
+            return self._decide(cid, book, index, link, signers, price, may_reread=True)
         except _Reread:
             await self.refresh_async(cid)
-            return self._decide(cid, voucher, signer, price, may_reread=False)
+            return self._decide(cid, book, index, link, signers, price, may_reread=False)
 
-    def accept_sync(self, voucher: Voucher, price: int) -> Ticket:
-        """``accept`` for callers without an event loop (recovers the signer and reads the chain in this thread)."""
-        signer = self._signer_bytes(voucher)
-        st = self._state(voucher.channel_id)
-        if st.info is None or (not st.info.exists and self._stale(st)):
-            self.refresh(voucher.channel_id)
+    async def _recover(self, book: TicketBook) -> list[bytes]:
+        """The 20-byte signers of the voucher and of the book, recovered in the child process. Raises
+        PaymentRefused(401)."""
+        voucher_digest, book_digest = self._digests(book)
+        pool = recovery.for_loop()
         try:
-            return self._decide(voucher.channel_id, voucher, signer, price, may_reread=True)
+            return list(await asyncio.gather(pool.address(voucher_digest, book.voucher.signature),
+                                             pool.address(book_digest, book.signature)))
+        except SignatureError as e:
+            raise PaymentRefused(401, f"bad voucher or ticket book signature: {e}") from e
+
+    def accept_sync(self, book: TicketBook, index: int, link: bytes, price: int) -> Ticket:
+        """``accept`` for callers without an event loop (recovers signers and reads the chain in this thread)."""
+        cid = book.voucher.channel_id
+        st = self._state(cid)
+        signers = None
+        known = st.books.get(book.voucher.amount)
+        if known is None or known.anchor != book.anchor:
+            voucher_digest, book_digest = self._digests(book)
+            signers = [self._signer_bytes(voucher_digest, book.voucher.signature, "voucher"),
+                       self._signer_bytes(book_digest, book.signature, "ticket book")]
+        if st.info is None or (not st.info.exists and self._stale(st)):
+            self.refresh(cid)
+        try:
+            return self._decide(cid, book, index, link, signers, price, may_reread=True)
         except _Reread:
-            self.refresh(voucher.channel_id)
-            return self._decide(voucher.channel_id, voucher, signer, price, may_reread=False)
+            self.refresh(cid)
+            return self._decide(cid, book, index, link, signers, price, may_reread=False)
 
     def _stale(self, st: _State) -> bool:
         return time.monotonic() - st.read_at >= self.refresh_interval
 
-    def _decide(self, cid: bytes, v: Voucher, signer: bytes, price: int, may_reread: bool) -> Ticket:
-        """Rules 2-5 of the module docstring for voucher ``v``, whose signature recovered the 20-byte ``signer``.
+    def _decide(self, cid: bytes, book: TicketBook, index: int, link: bytes, signers: list[bytes] | None,
+                price: int, may_reread: bool) -> Ticket:
+        """The rules of the module docstring for ticket ``index`` of ``book``; ``signers`` are the recovered
+        20-byte signers of its voucher and book when the book was not known.
 
         Raises PaymentRefused, or _Reread (only if ``may_reread``) when stale chain facts might be why it fails."""
         now = self.now()
+        v = book.voucher
         with self._lock:
             st = self._state(cid)
             info = st.info
@@ -413,9 +474,6 @@ class ProviderChannels:
             if not info.exists:
                 raise PaymentRefused(402, f"unknown {_name(cid)}: open a channel on PaymentChannels {self.address} "
                                           f"(chain {self.chain_id}) to {self.provider}")
-            if signer != st.sender:
-                raise PaymentRefused(401, f"voucher signed by {checksum_address(signer)}, not by the {_name(cid)} "
-                                          f"sender {info.sender}")
             if info.recipient != self.provider:
                 raise PaymentRefused(402, f"{_name(cid)} pays {info.recipient}, not this provider {self.provider}")
             if info.token != self.token:
@@ -429,8 +487,6 @@ class ProviderChannels:
                     raise PaymentRefused(410, f"{_name(cid)} expired at {info.expiry} (now {int(now)})")
                 raise PaymentRefused(402, f"{_name(cid)} expires in {int(info.expiry - now)} s, within the provider's "
                                           f"{int(self.margin)} s settlement margin: extend it or open a new one")
-            if v.amount in st.used:
-                raise PaymentRefused(409, f"replayed voucher: amount {v.amount} was already used on {_name(cid)}")
             if v.amount > info.deposit:
                 if may_reread and self._stale(st):
                     raise _Reread
@@ -439,15 +495,45 @@ class ProviderChannels:
             if v.amount <= info.paid:
                 raise PaymentRefused(402, f"voucher not above what is already settled: settled {info.paid}, "
                                           f"voucher {v.amount}")
+            known = st.books.get(v.amount)
+            if known is not None and known.anchor != book.anchor:
+                raise PaymentRefused(409, f"voucher {v.amount} on {_name(cid)} was already used with another ticket "
+                                          f"book: sign a voucher for a new amount")
+            if known is None:
+                if signers is None:  # the book was known when the request arrived, and forgotten since: retry
+                    raise PaymentRefused(409, f"ticket book of voucher {v.amount} on {_name(cid)} is no longer "
+                                              f"accepted: sign a voucher for a new amount")
+                for signer, what in zip(signers, ("voucher", "ticket book")):
+                    if signer != st.sender:
+                        raise PaymentRefused(401, f"{what} signed by {checksum_address(signer)}, not by the "
+                                                  f"{_name(cid)} sender {info.sender}")
+            target = known or _Book(book.anchor, v.signature, book.signature, ChainCheck(book.anchor),
+                                    voucher_field(self.chain_id, self.address, cid, v.amount))
+            chain = target.chain
+            if index in chain.used:
+                raise PaymentRefused(409, f"replayed ticket: ticket {index} of voucher {v.amount} was already used "
+                                          f"on {_name(cid)}")
+            if not chain.valid(index, link):
+                raise PaymentRefused(401, f"bad ticket: {index} is not a link of the ticket book's chain within "
+                                          f"{MAX_AHEAD} hashes of one already seen")
             if max(st.best, v.amount) < st.served + price:
                 raise PaymentRefused(402, f"voucher does not cover the requests served: served {st.served}, "
                                           f"voucher {v.amount}, this request {price}")
+            if known is None:
+                st.books[v.amount] = target
+                if v.amount > st.best:
+                    st.best, st.best_signature = v.amount, v.signature
             st.served += price
-            st.used.add(v.amount)
-            if v.amount > st.best:
-                st.best, st.best_signature = v.amount, v.signature
-            return Ticket(cid, v.amount, price, st.served,
-                          voucher_field(self.chain_id, self.address, cid, v.amount, v.signature))
+            chain.used.add(index)
+            field_ = f"{target.prefix}{index}&link=0x{link.hex()}"
+            if not target.recorded:
+                field_ += book_fields(v.signature, book.anchor, book.signature)
+            return Ticket(cid, v.amount, price, st.served, index, field_, target)
+
+    def recorded(self, ticket: Ticket) -> None:
+        """The receipt of ``ticket`` is durable: if it recorded the book in full, later receipts may refer to it."""
+        if ticket.channel.find("&anchor=") > 0:
+            ticket.book.recorded = True
 
     def rollback(self, ticket: Ticket) -> None:
         """Undo an accepted request that was not served (its receipt could not be written).
@@ -457,7 +543,7 @@ class ProviderChannels:
             st = self._channels.get(ticket.channel_id)
             if st is not None:
                 st.served -= ticket.price
-                st.used.discard(ticket.amount)
+                ticket.book.chain.used.discard(ticket.index)
 
     # ------------------------------------------------------------------ settlement
     def status(self, cid: bytes) -> dict[str, Any]:

@@ -1,15 +1,15 @@
 """Paying for inference as a client: channels, cumulative vouchers, and calls that check what comes back.
 
-``Payer`` opens payment channels with the client's account. A ``PaidChannel`` issues vouchers: each request
-gets the next cumulative amount (everything issued so far plus this request's price), under a lock, so any
-number of threads can pay through one channel at once and the provider never sees a voucher that does not
-cover what it served.
+``Payer`` opens payment channels with the client's account. A ``PaidChannel`` pays each request with the next
+ticket of a ticket book (``tickets``: a cumulative voucher signed for a few requests ahead, and one link of a
+hash chain per request), under a lock, so any number of threads can pay through one channel at once and the
+provider never sees a voucher that does not cover what it served.
 
 ``InferenceClient.infer`` calls a provider over HTTP and checks the receipt it returns: signed by the provider
 announced for the model, naming the model digest asked for, carrying the digests of the inputs sent and the
 outputs received. If the provider is down, refuses the payment, or answers with a receipt that does not check
-out, it moves on to the next provider, paying it through that provider's own channel with a fresh voucher:
-a voucher sent to one provider is never shown to another, so each attempt is paid at most once, and a request
+out, it moves on to the next provider, paying it through that provider's own channel with a fresh ticket:
+a ticket sent to one provider is never shown to another, so each attempt is paid at most once, and a request
 is paid once unless a provider took the money and then failed (its voucher stays redeemable by it, which is
 why providers that fail are put aside for ``down_for`` seconds).
 """
@@ -31,8 +31,9 @@ from ledgermind.inference.channels import ZERO_ADDRESS, ChannelInfo, PaymentChan
 from ledgermind.inference.discovery import ProviderInfo
 from ledgermind.inference.errors import AllProvidersFailed, ProviderError, RequestRefused
 from ledgermind.inference.receipts import check_receipt
-from ledgermind.inference.service import ACCESS_HEADER, VOUCHER_HEADER
+from ledgermind.inference.service import ACCESS_HEADER, TICKET_HEADER, VOUCHER_HEADER
 from ledgermind.inference.signing import Signer, voucher_domain
+from ledgermind.inference.tickets import TicketBook, TicketChain
 from ledgermind.market.eip712 import AccessRequest, Voucher
 from ledgermind.statements import SignedStatement
 
@@ -43,14 +44,36 @@ if TYPE_CHECKING:
 DEFAULT_DURATION = 24 * 3600
 
 
-class PaidChannel:
-    """One channel from this client to one provider, issuing cumulative vouchers. Thread-safe.
+@dataclass(slots=True)
+class Payment:
+    """What pays one request: the headers to send, and what ``release`` needs if the request is refused unpaid."""
 
-    ``issued`` is the amount of the last voucher issued (start from 0 for a new channel; when resuming a
-    channel, from at least what was issued before, or the provider will refuse the next vouchers)."""
+    headers: dict[str, str]
+    amount: int  # the voucher's (cumulative)
+    price: int
+    index: int  # the ticket's
+
+
+@dataclass(slots=True)
+class _Book:
+    amount: int
+    chain: TicketChain
+    header: str
+    next: int = 1
+
+
+class PaidChannel:
+    """One channel from this client to one provider, paying requests with tickets of ticket books. Thread-safe.
+
+    ``issued`` is the amount of the last voucher signed (start from 0 for a new channel; when resuming a
+    channel, from at least what was issued before, or the provider will refuse the next books). A book pays
+    for up to ``n`` requests at the price of the request that opens it: its voucher is for what was committed
+    so far plus ``n`` such requests. ``n`` starts at 1 and doubles with each book up to ``max_tickets``, so a
+    client risks at most the unused tickets of its last book, never more than it has already spent."""
 
     def __init__(self, channel_id: bytes, *, key: bytes, chain_id: int, contract: str, recipient: str,
-                 deposit: int, token: str = ZERO_ADDRESS, expiry: int = 0, issued: int = 0) -> None:
+                 deposit: int, token: str = ZERO_ADDRESS, expiry: int = 0, issued: int = 0,
+                 max_tickets: int = 64) -> None:
         self.channel_id = channel_id
         self.chain_id = chain_id
         self.contract = contract
@@ -58,10 +81,14 @@ class PaidChannel:
         self.deposit = deposit
         self.token = token
         self.expiry = expiry
+        self.max_tickets = max_tickets
         self._signer = Signer(key)
         self._domain = voucher_domain(chain_id, contract)
         self._lock = threading.Lock()
-        self.issued = issued
+        self.issued = issued  # the highest voucher amount signed
+        self.committed = issued  # what the requests and payments sent so far add up to
+        self._current: _Book | None = None
+        self._size = 1
 
     @classmethod
     def from_info(cls, info: ChannelInfo, key: bytes, chain_id: int, contract: str, issued: int | None = None) -> PaidChannel:
@@ -71,36 +98,65 @@ class PaidChannel:
 
     @property
     def remaining(self) -> int:
-        return self.deposit - self.issued
+        return self.deposit - self.committed
 
-    def pay(self, price: int) -> Voucher:
-        """A voucher for everything issued so far plus ``price``. Raises InvalidInputError if the deposit
-        cannot cover it (top the channel up first)."""
+    def pay(self, price: int) -> Payment:
+        """The next ticket, paying ``price`` for one request (signing a new book when the current one is spent).
+        Raises InvalidInputError if the deposit cannot cover it (top the channel up first)."""
         if price < 0:
             raise InvalidInputError(f"price must be >= 0, got {price}")
         with self._lock:
-            amount = self.issued + price
-            if amount > self.deposit:
-                raise InvalidInputError(f"channel 0x{self.channel_id.hex()[:16]} has {self.remaining} left of its "
-                                        f"deposit {self.deposit}, this request costs {price}: top it up")
-            self.issued = amount
-        return self._domain.sign(self._signer, self.channel_id, amount)
+            book = self._current
+            if book is None or book.next > book.chain.count or self.committed + price > book.amount:
+                book = self._new_book(price)
+            index = book.next
+            book.next += 1
+            self.committed += price
+        return Payment({VOUCHER_HEADER: book.header, TICKET_HEADER: f"{index}:{book.chain.links[index].hex()}"},
+                       book.amount, price, index)
 
-    def release(self, voucher: Voucher, price: int) -> bool:
-        """Take back ``voucher`` (issued for ``price``) after the provider refused its request without taking it
-        (bad inputs are refused before payment), so the next request reuses its amount rather than paying
-        ahead. Only the latest voucher can be taken back; returns whether it was. Re-issuing an amount is
-        safe: vouchers are cumulative, so the provider can never redeem more than the highest one signed."""
+    def _new_book(self, price: int) -> _Book:
+        """Sign a book for ``self._size`` requests at ``price`` (caller holds the lock)."""
+        if self.committed + price > self.deposit:
+            raise InvalidInputError(f"channel 0x{self.channel_id.hex()[:16]} has {self.remaining} left of its "
+                                    f"deposit {self.deposit}, this request costs {price}: top it up")
+        amount = min(self.deposit, max(self.committed + price * self._size, self.issued + 1))
+        if amount <= self.issued:  # the last voucher already pledged the whole deposit
+            raise InvalidInputError(f"channel 0x{self.channel_id.hex()[:16]}: every voucher amount up to its "
+                                    f"deposit {self.deposit} is signed: top it up")
+        chain = TicketChain(self._size)
+        header = TicketBook.sign(self._signer, self._domain, self.channel_id, amount, chain.anchor).header(
+            self.chain_id, self.contract)
+        self._signed(amount)
+        self.issued = amount
+        self._size = min(2 * self._size, self.max_tickets)
+        self._current = _Book(amount, chain, header)
+        return self._current
+
+    def _signed(self, amount: int) -> None:
+        """Called with the amount of each voucher signed, before it leaves this object (see book.BookedChannel)."""
+
+    def release(self, payment: Payment) -> None:
+        """Take back the price of ``payment`` after the provider refused its request without taking it (bad
+        inputs are refused before payment), so the next book does not pay ahead for it. Its ticket is not
+        reused: the provider may have seen it."""
         with self._lock:
-            if self.issued != voucher.amount or price > voucher.amount:
-                return False
-            self.issued = voucher.amount - price
-            return True
+            self.committed -= payment.price
 
-    def header(self, voucher: Voucher) -> str:
-        """The ``X-Ledgermind-Voucher`` header for ``voucher`` (with its chain and contract, so a provider on
-        another chain says so instead of failing the signature)."""
-        return orjson.dumps({**voucher.to_json(), "chainId": self.chain_id, "contract": self.contract}).decode()
+    def voucher(self, amount: int) -> Voucher:
+        """A plain voucher paying ``amount`` more than any voucher signed so far (payments that are not
+        inference requests: see ``Client.pay``). Raises InvalidInputError if the deposit cannot cover it."""
+        if amount < 0:
+            raise InvalidInputError(f"amount must be >= 0, got {amount}")
+        with self._lock:
+            total = self.issued + amount
+            if total > self.deposit:
+                raise InvalidInputError(f"channel 0x{self.channel_id.hex()[:16]} has {self.deposit - self.issued} "
+                                        f"left of its deposit {self.deposit}, this payment is {amount}: top it up")
+            self._signed(total)
+            self.issued = self.committed = total
+            self._current = None  # the credit a book paid ahead is the recipient's now
+        return self._domain.sign(self._signer, self.channel_id, total)
 
 
 class Payer:
@@ -286,15 +342,15 @@ class InferenceClient:
                                 int(time.time()) + 120).sign(account, chain_id, contract)
             headers[ACCESS_HEADER] = orjson.dumps(req.to_json()).decode()
             price = 0
-        channel = voucher = None
+        channel = payment = None
         if price > 0:
             channel = self.channel_for(terms)
-            voucher = channel.pay(price)
-            headers[VOUCHER_HEADER] = channel.header(voucher)
+            payment = channel.pay(price)
+            headers.update(payment.headers)
         r = self._request("POST", f"{provider.endpoint}/v1/models/{model}/infer", content=body, headers=headers)
         if r.status_code in _INPUT_ERRORS:
-            if channel is not None and voucher is not None:
-                channel.release(voucher, price)  # refused before payment: the amount was not taken
+            if channel is not None and payment is not None:
+                channel.release(payment)  # refused before payment: the amount was not taken
             raise RequestRefused(r.status_code, _reason(r))
         if r.status_code != 200:
             raise ProviderError(f"HTTP {r.status_code}: {_reason(r)}")

@@ -6,13 +6,14 @@ a 5xx; 503 means the provider could not record or check something and nothing wa
     GET  /healthz                         {"ok": true, "provider": ..., "logSize": ...}
     GET  /v1/models                       the models served, with their terms
     GET  /v1/models/{model_id}            terms: price, token, chainId, channels contract, provider, model digest
-    POST /v1/models/{model_id}/infer      body {"inputs": [...]}; header X-Ledgermind-Voucher (a voucher JSON) or
-                                          X-Ledgermind-Access (an access request JSON); answers
+    POST /v1/models/{model_id}/infer      body {"inputs": [...]}; headers X-Ledgermind-Voucher (a ticket book:
+                                          voucher JSON with anchor and bookSignature) and X-Ledgermind-Ticket
+                                          ("<index>:<link>"), or X-Ledgermind-Access (an access request JSON); answers
                                           {"model", "outputs", "price", "receipt": {"logIndex", "envelope"}, "payment"}
     GET  /v1/receipts/{index}             a receipt with its inclusion proof and checkpoint (verify offline)
 
 One process, one asyncio loop: payment checks, receipt signing and predictions run on the loop (they take tens
-of microseconds each and batch well), except the recovery of voucher signers, which a child process does
+of microseconds each and batch well), except the recovery of the signers of new ticket books, which a child process does
 (``recovery``), chain reads and settlement transactions in worker threads, and the log's commits in its writer
 thread. While the server runs it settles every channel about to expire.
 """
@@ -36,7 +37,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ledgermind.inference import recovery
 from ledgermind.inference.errors import RequestRefused
-from ledgermind.inference.service import ACCESS_HEADER, MAX_BODY_BYTES, VOUCHER_HEADER, InferenceService
+from ledgermind.inference.service import (ACCESS_HEADER, MAX_BODY_BYTES, TICKET_HEADER, VOUCHER_HEADER,
+                                         InferenceService)
 
 log = logging.getLogger("ledgermind.inference")
 JSON = "application/json"
@@ -73,6 +75,7 @@ async def _body(request: Request) -> bytes:
 
 _INFER_PATH = re.compile(r"/v1/models/([^/]+)/infer")
 _VOUCHER_KEY, _ACCESS_KEY = VOUCHER_HEADER.lower().encode(), ACCESS_HEADER.lower().encode()
+_TICKET_KEY = TICKET_HEADER.lower().encode()
 
 
 class ProviderApp(FastAPI):
@@ -95,10 +98,12 @@ class ProviderApp(FastAPI):
         await super().__call__(scope, receive, send)
 
     async def _infer(self, model_id: str, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        voucher = access = declared = None
+        voucher = ticket = access = declared = None
         for key, value in scope["headers"]:
             if key == _VOUCHER_KEY:
                 voucher = value.decode("latin-1")
+            elif key == _TICKET_KEY:
+                ticket = value.decode("latin-1")
             elif key == _ACCESS_KEY:
                 access = value.decode("latin-1")
             elif key == b"content-length":
@@ -107,7 +112,7 @@ class ProviderApp(FastAPI):
         try:
             self.service.offer(model_id)  # 404 before reading a body for a model we do not serve
             body = await _read_body(receive, declared)
-            payload = await self.service.infer(model_id, body, voucher, access)
+            payload = await self.service.infer(model_id, body, voucher, access, ticket)
         except RequestRefused as e:
             status, payload = e.status, _error_body(e.reason)
         except Exception as e:  # noqa: BLE001 - a bug of ours: say so, without the details
@@ -198,7 +203,8 @@ def create_app(service: InferenceService, *, settle_interval: float = 30.0) -> P
         service.offer(model_id)  # 404 before reading a body for a model we do not serve
         body = await _body(request)
         headers = request.headers
-        answer = await service.infer(model_id, body, headers.get(VOUCHER_HEADER), headers.get(ACCESS_HEADER))
+        answer = await service.infer(model_id, body, headers.get(VOUCHER_HEADER), headers.get(ACCESS_HEADER),
+                                     headers.get(TICKET_HEADER))
         return Response(answer, media_type=JSON)
 
     @app.get("/v1/receipts/{index}")

@@ -32,6 +32,7 @@ from ledgermind.inference.digests import json_digest
 from ledgermind.inference.errors import PaymentRefused, RequestRefused
 from ledgermind.inference.receipts import AccessRef, ReceiptFactory, ReceiptLog, provider_receipts
 from ledgermind.inference.signing import Signer
+from ledgermind.inference.tickets import TicketBook, parse_ticket
 from ledgermind.log.store import LogStore
 from ledgermind.market.eip712 import AccessRequest, Voucher
 
@@ -43,11 +44,13 @@ if TYPE_CHECKING:
 log = logging.getLogger("ledgermind.inference")
 
 VOUCHER_HEADER = "X-Ledgermind-Voucher"
+TICKET_HEADER = "X-Ledgermind-Ticket"
 ACCESS_HEADER = "X-Ledgermind-Access"
 INFER_ACTION = "infer"
 MAX_BODY_BYTES = 1 << 20
 MAX_HEADER_CHARS = 4096
-_VOUCHER_REQUIRED = frozenset({"channelId", "amount", "signature"})
+_VOUCHER_REQUIRED = frozenset({"channelId", "amount", "signature", "anchor", "bookSignature"})
+_PARSED_CACHE = 4096  # voucher headers kept parsed: a ticket book's header is sent with each of its tickets
 _VOUCHER_FIELDS = _VOUCHER_REQUIRED | {"chainId", "contract"}
 _HEX64 = re.compile(r"(?:sha256:|0x)?([0-9a-f]{64})")
 
@@ -75,9 +78,10 @@ def marketplace_access(client: Client, marketplace: str) -> tuple[AccessDecider,
 
 
 # ---------------------------------------------------------------------- header parsing
-def parse_voucher_header(value: str, chain_id: int, contract: str) -> Voucher:
-    """The ``X-Ledgermind-Voucher`` header: the JSON of ``Voucher.to_json()``, optionally with the ``chainId``
-    and ``contract`` it was signed for (then they must be this provider's). Raises RequestRefused(400)."""
+def parse_voucher_header(value: str, chain_id: int, contract: str) -> TicketBook:
+    """The ``X-Ledgermind-Voucher`` header: a ticket book, the JSON of ``Voucher.to_json()`` plus ``anchor`` (the
+    hash chain's, 32 bytes hex) and ``bookSignature`` (65 bytes hex), optionally with the ``chainId`` and
+    ``contract`` it was signed for (then they must be this provider's). Raises RequestRefused(400)."""
     if len(value) > MAX_HEADER_CHARS:
         raise RequestRefused(400, f"{VOUCHER_HEADER} header is longer than {MAX_HEADER_CHARS} characters")
     try:
@@ -85,8 +89,8 @@ def parse_voucher_header(value: str, chain_id: int, contract: str) -> Voucher:
     except orjson.JSONDecodeError:
         raise RequestRefused(400, f"{VOUCHER_HEADER} header is not JSON") from None
     if type(obj) is not dict or not _VOUCHER_REQUIRED <= obj.keys() <= _VOUCHER_FIELDS:
-        raise RequestRefused(400, f"{VOUCHER_HEADER} must be a JSON object with channelId, amount, signature "
-                                  f"(and optionally chainId, contract)")
+        raise RequestRefused(400, f"{VOUCHER_HEADER} must be a JSON object with channelId, amount, signature, "
+                                  f"anchor, bookSignature (and optionally chainId, contract)")
     # the first comparisons settle what clients send (this chain id as a number, the contract as the terms
     # spell it); only other spellings are normalised
     claimed = obj.get("chainId", chain_id)
@@ -108,7 +112,19 @@ def parse_voucher_header(value: str, chain_id: int, contract: str) -> Voucher:
         raise RequestRefused(400, str(e)) from None
     if voucher.amount >= 2**256:
         raise RequestRefused(400, "voucher amount does not fit in uint256")
-    return voucher
+    anchor, signature = _hex_field(obj, "anchor", 32), _hex_field(obj, "bookSignature", 65)
+    return TicketBook(voucher, anchor, signature)
+
+
+def _hex_field(obj: dict[str, Any], name: str, size: int) -> bytes:
+    value = obj[name]
+    try:
+        raw = bytes.fromhex(value.removeprefix("0x")) if isinstance(value, str) else b""
+    except ValueError:
+        raw = b""
+    if len(raw) != size:
+        raise RequestRefused(400, f"voucher {name} must be {size} bytes of hex")
+    return raw
 
 
 def parse_access_header(value: str) -> AccessRequest:
@@ -240,6 +256,7 @@ class InferenceService:
         self.store = store
         self.receipts = ReceiptLog(store)
         self.channels = channels
+        self._books: dict[str, TicketBook] = {}  # voucher header -> parsed (see _pay)
         self.account = account
         self.access = access
         self.access_chain_id = access_chain_id
@@ -330,7 +347,8 @@ class InferenceService:
         }
 
     # ------------------------------------------------------------------ serving
-    async def infer(self, ref: str, body: bytes, voucher: str | None = None, access: str | None = None) -> bytes:
+    async def infer(self, ref: str, body: bytes, voucher: str | None = None, access: str | None = None,
+                    ticket: str | None = None) -> bytes:
         """Serve one request; returns the response body (JSON). Raises RequestRefused with status and reason.
 
         The answer is returned only once its receipt is durable in the log. A request that is refused, or
@@ -343,20 +361,21 @@ class InferenceService:
         except InvalidInputError as e:
             raise RequestRefused(422, str(e)) from None
         price = offer.price * x.shape[0]
-        ticket: Ticket | None = None
+        paid: Ticket | None = None
         channel: str | None = None
         if offer.price > 0:
             if voucher is not None:
-                ticket = await self._pay(voucher, price)
-                channel = ticket.channel
+                paid = await self._pay(voucher, ticket, price)
+                channel = paid.channel
             elif access is not None:
                 channel = (await self._access(access, model.digest)).to_field()
                 price = 0  # holders paid for the token or licence
             else:
-                raise PaymentRefused(402, f"payment required: send a {VOUCHER_HEADER} header (a voucher on a payment "
-                                          f"channel to {self.provider}) or {ACCESS_HEADER}; see GET /v1/models/{model.digest}")
+                raise PaymentRefused(402, f"payment required: send {VOUCHER_HEADER} and {TICKET_HEADER} headers (a "
+                                          f"ticket book on a payment channel to {self.provider}) or {ACCESS_HEADER}; "
+                                          f"see GET /v1/models/{model.digest}")
         # shielded: once paid, a request completes (receipt and all) even if its client goes away meanwhile
-        return await asyncio.shield(self._serve(model, inputs, x, price, channel, ticket))
+        return await asyncio.shield(self._serve(model, inputs, x, price, channel, paid))
 
     async def _serve(self, model: ServedModel, inputs: Any, x: np.ndarray, price: int, channel: str | None,
                      ticket: Ticket | None) -> bytes:
@@ -380,6 +399,8 @@ class InferenceService:
             index = await self.receipts.append(entry)
         except StorageError as e:
             raise RequestRefused(503, f"cannot record the receipt, so the request is not served: {e}") from None
+        if ticket is not None and self.channels is not None:
+            self.channels.recorded(ticket)
         answer: dict[str, Any] = {"model": model.digest, "outputs": outputs, "price": str(price),
                                   "receipt": {"logIndex": index, "envelope": orjson.Fragment(entry)}}
         if ticket is not None:
@@ -387,11 +408,23 @@ class InferenceService:
                                  "served": str(ticket.served)}
         return orjson.dumps(answer)
 
-    async def _pay(self, header: str, price: int) -> Ticket:
+    async def _pay(self, header: str, ticket: str | None, price: int) -> Ticket:
         if self.channels is None:
             raise PaymentRefused(402, "this provider takes no payment-channel vouchers")
-        voucher = parse_voucher_header(header, self.channels.chain_id, self.channels.address)
-        return await self.channels.accept(voucher, price)
+        book = self._books.get(header)
+        if book is None:
+            book = parse_voucher_header(header, self.channels.chain_id, self.channels.address)
+            if len(self._books) >= _PARSED_CACHE:
+                self._books.clear()
+            self._books[header] = book
+        if ticket is None:
+            raise PaymentRefused(402, f"{VOUCHER_HEADER} needs a {TICKET_HEADER} header: '<index>:<link>' of the "
+                                      f"ticket book's hash chain")
+        try:
+            index, link = parse_ticket(ticket)
+        except ValueError as e:
+            raise RequestRefused(400, f"{TICKET_HEADER}: {e}") from None
+        return await self.channels.accept(book, index, link, price)
 
     async def _access(self, header: str, digest: str) -> AccessRef:
         if self.access is None or self.access_contract is None or self.access_chain_id is None:

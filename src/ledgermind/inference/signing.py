@@ -16,6 +16,9 @@ from ledgermind.market.eip712 import CHANNELS_NAME, CHANNELS_VERSION, Voucher, d
 from ledgermind.statements.dsse import IN_TOTO_PAYLOAD_TYPE, Envelope, checksum_address, keccak, pae, recover_signer_from_hash
 
 _VOUCHER_TYPEHASH = keccak(b"Voucher(bytes32 channelId,uint256 amount)")
+# binds a ticket chain to a voucher (see ledgermind.inference.tickets); off chain only, same domain as vouchers
+TICKET_BOOK_TYPE = "TicketBook(bytes32 channelId,uint256 amount,bytes32 anchor)"
+_BOOK_TYPEHASH = keccak(TICKET_BOOK_TYPE.encode())
 
 
 class Signer:
@@ -51,6 +54,10 @@ class VoucherDomain:
 
     def sign(self, signer: Signer, channel_id: bytes, amount: int) -> Voucher:
         return Voucher(channel_id, amount, signer.sign_digest(self.digest(channel_id, amount)))
+
+    def book_digest(self, channel_id: bytes, amount: int, anchor: bytes) -> bytes:
+        """The EIP-712 digest of ``TicketBook(channel_id, amount, anchor)`` (32-byte id and anchor)."""
+        return keccak(self._prefix + keccak(_BOOK_TYPEHASH + channel_id + amount.to_bytes(32, "big") + anchor))
 
     def signer_of(self, voucher: Voucher) -> str:
         """The checksummed address that signed ``voucher``. Raises SignatureError (malformed, high s, no key)."""
