@@ -92,9 +92,9 @@ def test_paid_inference_over_http_settled_on_anvil(anvil_url, tmp_path, monkeypa
             assert (info.sender, info.recipient, info.deposit, info.paid) == (payer_account.address, provider.address,
                                                                               DEPOSIT, 0)
 
-            # one more request straight over HTTP with the voucher header; then the same voucher again
+            # one more request straight over HTTP with the payment headers; then the same ticket again
             url = f"{server.url}/v1/models/{model.digest}/infer"
-            header = {"X-Ledgermind-Voucher": channel.header(channel.pay(PRICE))}
+            header = channel.pay(PRICE).headers
             ok = httpx.post(url, json={"inputs": [X[20].tolist()]}, headers=header)
             assert ok.status_code == 200, ok.text
             answer = ok.json()
@@ -106,22 +106,24 @@ def test_paid_inference_over_http_settled_on_anvil(anvil_url, tmp_path, monkeypa
             size, status = lm.log_info()["size"], service.channels.status(channel.channel_id)
             balances = chain.balance(payer_account.address), chain.balance(channels.address)
             replay = httpx.post(url, json={"inputs": [X[20].tolist()]}, headers=header)
-            assert replay.status_code == 409 and "replayed voucher" in replay.json()["error"], replay.text
+            assert replay.status_code == 409 and "replayed ticket" in replay.json()["error"], replay.text
             assert lm.log_info()["size"] == size  # no receipt for the refused request
             assert service.channels.status(channel.channel_id) == status
             assert (chain.balance(payer_account.address), chain.balance(channels.address)) == balances
             assert channels.channel(channel.channel_id).paid == 0
 
-            # the provider redeems its best voucher on anvil: exactly what it served, which is what was issued
+            # the provider redeems its best voucher on anvil: the last the client signed, which covers what it
+            # served and the unused tickets of that book
             (settled,) = service.settle(channel.channel_id)
-            assert int(settled["amount"]) == int(settled["payout"]) == served == channel.issued
+            assert int(settled["amount"]) == int(settled["payout"]) == channel.issued
+            assert served == channel.committed <= channel.issued <= served + PRICE * channel.max_tickets
             assert chain.w3.eth.get_transaction_receipt(settled["txHash"])["status"] == 1
-        assert channels.channel(channel.channel_id).paid == served
-        assert channels.withdrawable(provider.address) == served
+        assert channels.channel(channel.channel_id).paid == channel.issued
+        assert channels.withdrawable(provider.address) == channel.issued
 
-        before = chain.balance(provider.address)
-        assert channels.withdraw(provider) == served
+        before, redeemed = chain.balance(provider.address), channel.issued
+        assert channels.withdraw(provider) == redeemed
         assert channels.withdrawable(provider.address) == 0
-        assert chain.balance(channels.address) == DEPOSIT - served  # the rest stays the payer's until expiry
-        gas_paid = before + served - chain.balance(provider.address)
+        assert chain.balance(channels.address) == DEPOSIT - redeemed  # the rest stays the payer's until expiry
+        gas_paid = before + redeemed - chain.balance(provider.address)
         assert 0 < gas_paid < 10**16  # the withdrawal's gas, nothing else left the provider's account

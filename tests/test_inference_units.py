@@ -28,8 +28,8 @@ from ledgermind.chain.connection import Chain
 from ledgermind.errors import InvalidInputError, NotFoundError, SignatureError
 from ledgermind.inference import recovery
 from ledgermind.inference.adapters import CallableAdapter, OnnxAdapter, load_model, load_registered, model_format
-from ledgermind.inference.channels import PaymentChannels, ProviderChannels, channel_id
-from ledgermind.inference.client import PaidChannel, Payer, _rows
+from ledgermind.inference.channels import PaymentChannels, ProviderChannels, Ticket, channel_id
+from ledgermind.inference.client import PaidChannel, Payer, Payment, _rows
 from ledgermind.inference.digests import canonical_bytes, json_digest
 from ledgermind.inference.errors import ModelMismatchError, PaymentRefused
 from ledgermind.inference.receipts import (
@@ -40,7 +40,9 @@ from ledgermind.inference.receipts import (
     check_receipt,
     open_receipt,
 )
+from ledgermind.inference.service import TICKET_HEADER, VOUCHER_HEADER, parse_voucher_header
 from ledgermind.inference.signing import Signer, VoucherDomain
+from ledgermind.inference.tickets import MAX_AHEAD, ChainCheck, TicketBook, TicketChain, parse_ticket
 from ledgermind.market.eip712 import Voucher
 from ledgermind.statements import open_envelope, sign_envelope
 
@@ -285,8 +287,11 @@ def test_load_registered_refuses_a_tampered_file(tmp_path, estimator, monkeypatc
 def test_receipts_are_signed_canonical_statements():
     account = Account.create()
     factory = ReceiptFactory(Signer(account.key))
-    ref = VoucherRef(1337, "0x" + "Ab" * 20, os.urandom(32), 12345, os.urandom(65))
+    ref = VoucherRef(1337, "0x" + "Ab" * 20, os.urandom(32), 12345, 7, os.urandom(32), os.urandom(65), os.urandom(32),
+                     os.urandom(65))
     assert VoucherRef.parse(ref.to_field()) == ref
+    short = VoucherRef(1337, "0x" + "Ab" * 20, ref.channel_id, 12345, 8, os.urandom(32))  # the book recorded before
+    assert VoucherRef.parse(short.to_field()) == short and short.to_field().endswith(short.link.hex())
     access = AccessRef(1337, "0x" + "cd" * 20, account.address, 7)
     assert AccessRef.parse(access.to_field()) == access and VoucherRef.parse(access.to_field()) is None
     model = {"digest": "ab" * 32, "name": "modèle", "logIndex": 3}  # non-ASCII name: the exact encoder
@@ -327,98 +332,151 @@ def test_channel_id_matches_the_contract(contract):
     assert channel_id(a, b, token, salt) == bytes(contract.chain.call(contract.contract.functions.channel_id(a, b, token, salt)))
 
 
-def test_vouchers_in_any_order_are_accepted_and_never_underpay(chain, contract):
+def spend(channels: ProviderChannels, payment: Payment, price: int | None = None) -> Ticket:
+    """What the provider does with a request's payment headers."""
+    book = parse_voucher_header(payment.headers[VOUCHER_HEADER], channels.chain_id, channels.address)
+    index, link = parse_ticket(payment.headers[TICKET_HEADER])
+    return channels.accept_sync(book, index, link, payment.price if price is None else price)
+
+
+def signed_book(account, chain, contract, cid: bytes, amount: int) -> tuple[TicketBook, int, bytes]:
+    """A one-ticket book for ``amount`` on channel ``cid``, signed by ``account``, and its ticket."""
+    links = TicketChain(1)
+    book = TicketBook.sign(Signer(account.key), VoucherDomain(chain.chain_id, contract.address), cid, amount,
+                           links.anchor)
+    return book, 1, links.links[1]
+
+
+def test_tickets_in_any_order_are_accepted_and_never_underpay(chain, contract):
     provider, payer = Account.create(), Payer(Account.create(), contract)
     channel = payer.open(provider.address, 10_000)
+    channel.max_tickets = 1  # a voucher per request: the provider is paid exactly what it served
     book = ProviderChannels(contract, provider.address)
-    vouchers = [channel.pay(10) for _ in range(20)]  # cumulative: 10, 20, ..., 200
+    payments = [channel.pay(10) for _ in range(20)]  # cumulative: 10, 20, ..., 200
     order = [19, 0, 5, 3, 18, 1, 2, 4, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17]
     for i in order:
-        book.accept_sync(vouchers[i], 10)
+        spend(book, payments[i])
     status = book.status(channel.channel_id)
     assert status["served"] == "200" and status["best"] == "200"
     with pytest.raises(PaymentRefused) as replay:
-        book.accept_sync(vouchers[7], 10)
-    assert replay.value.status == 409 and "replayed voucher" in replay.value.reason
+        spend(book, payments[7])
+    assert replay.value.status == 409 and "replayed ticket" in replay.value.reason
     # a voucher for less than what was served plus this request, once nothing prepaid covers it
-    short = Voucher(channel.channel_id, 205).sign(payer.account, chain.chain_id, contract.address)
     with pytest.raises(PaymentRefused, match="served 200, voucher 205") as e:
-        book.accept_sync(short, 10)
+        book.accept_sync(*signed_book(payer.account, chain, contract, channel.channel_id, 205), 10)
     assert e.value.status == 402
     # the provider settles: what it redeems is what it served
     done = book.settle(channel.channel_id, provider)
     assert done is not None and done.amount == 200 and contract.channel(channel.channel_id).paid == 200
     with pytest.raises(PaymentRefused, match="already settled"):
-        book.accept_sync(Voucher(channel.channel_id, 150).sign(payer.account, chain.chain_id, contract.address), 0)
+        book.accept_sync(*signed_book(payer.account, chain, contract, channel.channel_id, 150), 0)
     assert book.settle(channel.channel_id, provider) is None  # nothing more to redeem
 
 
-def test_restore_from_receipts_keeps_served_and_used(chain, contract):
+def test_a_book_pays_ahead_and_its_tickets_arrive_in_any_order(chain, contract):
+    provider, payer = Account.create(), Payer(Account.create(), contract)
+    channel = payer.open(provider.address, 10**6)
+    book = ProviderChannels(contract, provider.address)
+    payments = [channel.pay(3) for _ in range(1 + 2 + 4 + 8 + 16 + 32 + 64 + 64)]  # books double up to 64 tickets
+    assert [p.amount for p in payments[:3]] == [3, 9, 9] and {p.index for p in payments[-64:]} == set(range(1, 65))
+    rng = np.random.default_rng(7)
+    for i in rng.permutation(len(payments)):  # concurrent requests: any order
+        spend(book, payments[i])
+    status = book.status(channel.channel_id)
+    assert status["served"] == str(3 * len(payments)) == str(channel.committed)
+    assert status["best"] == str(channel.issued) and channel.issued == channel.committed  # the last book is spent
+    # a forged link, an index too far ahead, a link spent twice
+    nxt = channel.pay(3)
+    index = int(nxt.headers[TICKET_HEADER].split(":")[0])
+    forged = Payment({**nxt.headers, TICKET_HEADER: f"{index}:{os.urandom(32).hex()}"}, nxt.amount, 3, index)
+    with pytest.raises(PaymentRefused, match="bad ticket") as e:
+        spend(book, forged)
+    assert e.value.status == 401
+    spend(book, nxt)
+    with pytest.raises(PaymentRefused, match="replayed ticket"):
+        spend(book, nxt)
+    chain_ = TicketChain(MAX_AHEAD + 2)
+    check = ChainCheck(chain_.anchor)
+    assert not check.valid(MAX_AHEAD + 1, chain_.links[MAX_AHEAD + 1])  # beyond the walk: refused, cheaply
+    assert check.valid(MAX_AHEAD, chain_.links[MAX_AHEAD]) and check.valid(MAX_AHEAD + 1, chain_.links[MAX_AHEAD + 1])
+    assert not check.valid(3, chain_.links[4]) and check.valid(3, chain_.links[3])
+
+
+def test_restore_from_receipts_keeps_served_books_and_spent_tickets(chain, contract):
     provider, payer = Account.create(), Payer(Account.create(), contract)
     channel = payer.open(provider.address, 1_000)
-    vouchers = [channel.pay(25) for _ in range(4)]
-    records = [ReceiptRecord(i, 25, VoucherRef(chain.chain_id, contract.address, channel.channel_id, v.amount,
-                                               v.signature).to_field()) for i, v in enumerate(vouchers)]
-    records.append(ReceiptRecord(9, 99, VoucherRef(1, "0x" + "11" * 20, channel.channel_id, 5, b"\x01" * 65).to_field()))
+    first = ProviderChannels(contract, provider.address)
+    payments = [channel.pay(25) for _ in range(4)]  # books of 1 and 2 tickets, then one of 4: vouchers 25, 75, 175
+    records = []
+    for i, p in enumerate(payments):
+        ticket = spend(first, p)
+        records.append(ReceiptRecord(i, 25, ticket.channel))
+        first.recorded(ticket)  # its receipt is durable
+    assert [VoucherRef.parse(r.channel).anchor != b"" for r in records] == [True, True, False, True]
+    foreign = VoucherRef(1, "0x" + "11" * 20, channel.channel_id, 5, 1, bytes(32), bytes(65), bytes(32), bytes(65))
+    records.append(ReceiptRecord(9, 99, foreign.to_field()))
     book = ProviderChannels(contract, provider.address)
     assert book.restore(records) == 4  # the receipt of another contract is not ours to count
     with pytest.raises(PaymentRefused) as e:
-        book.accept_sync(vouchers[2], 25)
+        spend(book, payments[2])
     assert e.value.status == 409
-    book.accept_sync(channel.pay(25), 25)
+    spend(book, channel.pay(25))  # the next ticket of the restored book
     assert book.status(channel.channel_id)["served"] == "125"
-    assert book.settle(channel.channel_id, provider).amount == 125
+    assert book.settle(channel.channel_id, provider).amount == 175
 
 
 def test_channel_facts_are_reread_on_top_up_and_expiry(chain, contract):
     provider, payer = Account.create(), Payer(Account.create(), contract)
     channel = payer.open(provider.address, 100)
     book = ProviderChannels(contract, provider.address, refresh_interval=0.0, margin=300)
-    book.accept_sync(channel.pay(100), 100)
-    over = Voucher(channel.channel_id, 150).sign(payer.account, chain.chain_id, contract.address)
+    spend(book, channel.pay(100))
+    over = signed_book(payer.account, chain, contract, channel.channel_id, 150)
     with pytest.raises(PaymentRefused, match="above the channel 0x.* deposit 100"):
-        book.accept_sync(over, 50)
+        book.accept_sync(*over, 50)
     payer.top_up(channel, 100)
-    book.accept_sync(over, 50)  # the top-up is seen without a restart
+    book.accept_sync(*over, 50)  # the top-up is seen without a restart
     soon = payer.open(provider.address, 100, expiry=int(time.time()) + 200)
     with pytest.raises(PaymentRefused, match="settlement margin") as e:
-        book.accept_sync(soon.pay(10), 10)
+        spend(book, soon.pay(10))
     assert e.value.status == 402
     late = payer.open(provider.address, 100, duration=1000)
     with chain.embedded.lock:
         chain.embedded.tester.time_travel(late.expiry + 10)
     with pytest.raises(PaymentRefused, match="expired") as e:
-        book.accept_sync(late.pay(10), 10)
+        spend(book, late.pay(10))
     assert e.value.status == 410
     with pytest.raises(PaymentRefused, match="unknown channel") as e:
-        book.accept_sync(Voucher(os.urandom(32), 10).sign(payer.account, chain.chain_id, contract.address), 10)
+        book.accept_sync(*signed_book(payer.account, chain, contract, os.urandom(32), 10), 10)
     assert e.value.status == 402
-    stranger = Voucher(channel.channel_id, 300).sign(Account.create(), chain.chain_id, contract.address)
     with pytest.raises(PaymentRefused, match="not by the channel") as e:
-        book.accept_sync(stranger, 10)
+        book.accept_sync(*signed_book(Account.create(), chain, contract, channel.channel_id, 180), 10)
     assert e.value.status == 401
 
 
-def test_paid_channel_issues_distinct_cumulative_vouchers_across_threads(contract):
+def test_paid_channel_hands_out_distinct_tickets_across_threads(contract):
     import threading
 
     channel = PaidChannel(os.urandom(32), key=Account.create().key, chain_id=contract.chain_id, contract=contract.address,
                           recipient=Account.create().address, deposit=10**6)
-    amounts: list[int] = []
+    tickets: list[tuple[int, int]] = []
     lock = threading.Lock()
 
     def spend() -> None:
         for _ in range(50):
-            v = channel.pay(3)
+            p = channel.pay(3)
             with lock:
-                amounts.append(v.amount)
+                tickets.append((p.amount, p.index))
 
     threads = [threading.Thread(target=spend) for _ in range(16)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert sorted(amounts) == list(range(3, 3 * 800 + 1, 3)) and channel.issued == 2400
+    assert len(set(tickets)) == 800 and channel.committed == 2400
+    for amount in {a for a, _ in tickets}:  # each book's tickets are 1..n, all handed out but the last book's
+        used = sorted(i for a, i in tickets if a == amount)
+        assert used == list(range(1, len(used) + 1))
+    assert 2400 <= channel.issued <= 2400 + 64 * 3
     with pytest.raises(InvalidInputError, match="top it up"):
         channel.pay(10**6)
     assert _rows([[1, 2], [3, 4]], [None, 2]) == 2 and _rows([1, 2], [None, 2]) == 1 and _rows([1, 2], None) == 1
