@@ -3,25 +3,29 @@
 A scikit-learn LogisticRegression trained on the bundled breast_cancer dataset is registered in two ledgermind
 homes and served by two provider processes (``python -m ledgermind.inference.server``): one free (price 0: every
 answer still gets a signed receipt in the log), one paid through payment channels on the embedded chain (price 1
-wei per row; each request carries a cumulative EIP-712 voucher; 64 clients share 8 channels). A load generator
-in a third process keeps 64 concurrent clients busy, each with its own keep-alive connection, and measures
-requests/s and latency percentiles. Rounds alternate paid and unpaid so both see the same machine.
+wei per row; each request carries a ticket of a ticket book: a cumulative EIP-712 voucher signed for up to 64
+requests ahead and one link of the hash chain bound to it; 64 clients share 8 channels). A load generator in a
+third process keeps 64 concurrent clients busy, each with its own keep-alive connection, and measures
+requests/s and latency percentiles. After an untimed warm-up of both, rounds alternate paid and unpaid so both
+see the same machine; the overhead reported is the median over rounds of each round's paired ratio (the two
+runs of a round are back to back), with best against best beside it.
 
 After the last round the paid provider is stopped, its channel state is rebuilt from its log alone (as after a
-restart), every channel is settled on chain, and the contract's paid amounts must equal what the clients paid.
+restart), every channel is settled on chain, and the contract's paid amounts must equal the highest vouchers
+the clients signed (what was served plus the unused tickets of each channel's last book, reported apart).
 
 Each round also reports CPU time per request: the provider's (all its threads, and the child process in which
-the paid provider recovers voucher signers) and the load generator's. The load generator signs each channel's
-vouchers before the clock starts (``client_sign_us`` says what that costs per voucher): a real client signs on
-its own machine, and here it shares the provider's two cores, so signing inside the timed run would bill the
-client's work to the provider. On a busy shared machine the requests/s follow the total CPU per request rather
-than the provider's event loop alone; rounds alternate so both modes see the same machine.
+the paid provider recovers the signers of new ticket books) and the load generator's. The load generator signs
+each channel's books before the clock starts (``client_sign_us`` says what that costs per request): a real
+client signs on its own machine, and here it shares the provider's two cores, so signing inside the timed run
+would bill the client's work to the provider. On a busy shared machine the requests/s follow the total CPU per
+request rather than the provider's event loop alone.
 
 The load generator speaks HTTP/1.1 over asyncio streams directly: httpx costs ~1-2 ms of client CPU per request
 here (~140 requests/s with 64 concurrent AsyncClient requests on this machine), which would measure the client,
 not the provider. One short httpx round is run for reference.
 
-    python bench/bench_inference.py [--requests 20000] [--rounds 3] [--clients 64] [--channels 8]
+    python bench/bench_inference.py [--requests 20000] [--rounds 5] [--clients 64] [--channels 8]
 
 Targets: payment overhead <= 10% (paid throughput >= 0.9 x unpaid); >= 1,000 paid requests/s.
 """
@@ -95,10 +99,10 @@ async def _load(url: str, model: str, clients: int, requests: int, spec: dict[st
     answers: list[tuple[int, bytes]] = []
     per_client = requests // clients
     conns = [await Connection.open(host, int(port)) for _ in range(clients)]
-    # Vouchers are signed before the clock starts: a real client signs on its own machine, while here the load
+    # Ticket books are signed before the clock starts: a real client signs on its own machine, while here the load
     # generator shares the provider's two cores, so signing during the run would bill the client's secp256k1 work
-    # to the provider. Each channel's vouchers are the cumulative amounts PaidChannel.pay would issue, in order,
-    # and clients sharing a channel take the next one when they send, exactly as pay() hands them out.
+    # to the provider. Each channel's tickets are those PaidChannel.pay would hand out, in order, and clients
+    # sharing a channel take the next one when they send, exactly as pay() hands them out.
     sign_start = time.process_time()
     queues: list[deque[dict[str, str]]] = []
     for c, channel in enumerate(channels):

@@ -8,6 +8,7 @@ reason, with no money moving; a restart that forgets nothing; a tampered model f
 
 from __future__ import annotations
 
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 import secrets
@@ -167,8 +168,8 @@ def test_paid_requests_answer_with_receipts_that_verify(world):
 
 def test_64_concurrent_clients_on_shared_channels_then_settle(world):
     """64 threads pay through 4 channels (16 each) at once: no request fails, the provider counts exactly what
-    it served, and redeeming each channel's best voucher pays it the highest amount the clients signed (what it
-    served, plus the unused tickets of each channel's last book: at most 64 requests ahead)."""
+    it served, and once each payer sends its closing voucher, settling pays the provider exactly the sum of the
+    served prices (not the unused tickets its last ticket book paid ahead)."""
     payers = [payer(world) for _ in range(4)]
     chans = [p.open(world.service.provider, 10**9) for p in payers]
     per_client = 8
@@ -197,12 +198,41 @@ def test_64_concurrent_clients_on_shared_channels_then_settle(world):
     assert failures == []
     for c in chans:  # every ticket sent paid for one answer
         assert world.service.channels.status(c.channel_id)["served"] == str(prices[c.channel_id]) == str(c.committed)
+        assert prices[c.channel_id] < c.issued <= prices[c.channel_id] + 64 * 3 * PRICE  # the last book paid ahead
+        closing = c.close_out()
+        assert closing is not None and closing.amount == prices[c.channel_id]
+        body = {**closing.to_json(), "chainId": world.chain.chain_id, "contract": world.channels.address}
+        assert httpx.post(f"{world.url}/v1/channels/close", json=body).json()["closing"] == str(closing.amount)
     done = {bytes.fromhex(s["channelId"][2:]): int(s["amount"]) for s in
             (world.service.settle(c.channel_id)[0] for c in chans)}
     for c in chans:
-        assert world.channels.channel(c.channel_id).paid == done[c.channel_id] == c.issued
-        assert prices[c.channel_id] <= c.issued <= prices[c.channel_id] + 64 * 3 * PRICE
-    assert world.channels.withdrawable(world.service.provider) == sum(c.issued for c in chans)
+        assert world.channels.channel(c.channel_id).paid == done[c.channel_id] == prices[c.channel_id]
+    assert world.channels.withdrawable(world.service.provider) == sum(prices.values())
+
+
+def test_closing_vouchers_are_checked(world):
+    p = payer(world)
+    chan = p.open(world.service.provider, 10_000)
+    for _ in range(4):  # books of 1 and 2 tickets, then one of 4: the last voucher is 70, 40 served
+        assert paid(world, chan, [X[0].tolist()]).status_code == 200
+    close = f"{world.url}/v1/channels/close"
+
+    def voucher(amount: int, account=None, **fields) -> dict:
+        v = Voucher(chan.channel_id, amount).sign(account or p.account, world.chain.chain_id, world.channels.address)
+        return {**v.to_json(), **fields}
+
+    refused(httpx.post(close, content=b"{"), 400, "not JSON")
+    refused(httpx.post(close, json={"amount": "30"}), 400, "channelId, amount, signature")
+    refused(httpx.post(close, json=voucher(40, chainId=1)), 400, "not for PaymentChannels")
+    refused(httpx.post(close, json=voucher(40, account=Account.create())), 401, "not by the channel")
+    refused(httpx.post(close, json=voucher(30)), 402, "does not cover the requests served: served 40")
+    refused(httpx.post(close, json=voucher(80)), 400, "at most the best voucher 70")
+    other = Voucher(os.urandom(32), 5).sign(p.account, world.chain.chain_id, world.channels.address)
+    refused(httpx.post(close, json=other.to_json()), 404, "paid this provider nothing")
+    assert world.service.channels.status(chan.channel_id)["closing"] is None
+    assert httpx.post(close, json=voucher(40)).json()["closing"] == "40"
+    assert paid(world, chan, [X[0].tolist()]).status_code == 200  # a ticket after closing: the book's voucher again
+    assert world.service.settle(chan.channel_id)[0]["amount"] == "70"
 
 
 # ---------------------------------------------------------------------- refusals

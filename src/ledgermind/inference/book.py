@@ -72,6 +72,15 @@ class ChannelBook:
                 (text, chain_id, contract.lower(), channel_id.hex(), text, text, text),
             )
 
+    def released(self, chain_id: int, contract: str, channel_id: bytes, amount: int, back_to: int) -> None:
+        """Lower the recorded amount from ``amount`` to ``back_to`` (a book taken back unseen), if it is still
+        ``amount``: another process that signed meanwhile keeps its higher amount."""
+        with self._lock:
+            self._db.execute(
+                "UPDATE channels SET issued = ? WHERE chain_id = ? AND contract = ? AND channel_id = ? AND issued = ?",
+                (str(back_to), chain_id, contract.lower(), channel_id.hex(), str(amount)),
+            )
+
     def channels(self, chain_id: int, contract: str, sender: str | None = None) -> list[dict[str, Any]]:
         """The recorded channels on one PaymentChannels contract (of ``sender`` if given), newest first."""
         query = "SELECT * FROM channels WHERE chain_id = ? AND contract = ?"
@@ -97,6 +106,9 @@ class BookedChannel(PaidChannel):
 
     def _signed(self, amount: int) -> None:
         self._book.issued(self.chain_id, self.contract, self.channel_id, amount)
+
+    def _released(self, amount: int, back_to: int) -> None:
+        self._book.released(self.chain_id, self.contract, self.channel_id, amount, back_to)
 
 
 class BookedPayer(Payer):

@@ -224,6 +224,7 @@ class _State:
     best: int = 0
     best_signature: bytes = b""
     books: dict[int, _Book] = field(default_factory=dict)  # voucher amount -> its ticket book
+    closing: Voucher | None = None  # the payer's voucher for exactly what it sent (see close_out)
 
 
 @dataclass(slots=True)  # not frozen: one is built per paid request, and a frozen dataclass takes 4x longer to build
@@ -545,14 +546,45 @@ class ProviderChannels:
                 st.served -= ticket.price
                 ticket.book.chain.used.discard(ticket.index)
 
+    def close_out(self, voucher: Voucher, signer: bytes) -> dict[str, Any]:
+        """Take the payer's closing voucher: one for what it sent, below the ticket book it paid ahead with
+        (``signer``: the voucher's recovered 20-byte signer). Settlement then redeems it rather than the book's
+        voucher while it covers what was served, so the unused tickets are not charged. Kept in memory: a
+        restart before settlement falls back to the book's voucher. Raises PaymentRefused."""
+        cid = voucher.channel_id
+        with self._lock:
+            st = self._channels.get(cid)
+            if st is None or st.info is None:
+                raise PaymentRefused(404, f"{_name(cid)} has paid this provider nothing")
+            if signer != st.sender:
+                raise PaymentRefused(401, f"voucher signed by {checksum_address(signer)}, not by the {_name(cid)} "
+                                          f"sender {st.info.sender}")
+            if voucher.amount < st.served:
+                raise PaymentRefused(402, f"closing voucher does not cover the requests served: served {st.served}, "
+                                          f"voucher {voucher.amount}")
+            if voucher.amount > st.best:
+                raise PaymentRefused(400, f"a closing voucher is for at most the best voucher {st.best}, not "
+                                          f"{voucher.amount}")
+            if st.closing is None or voucher.amount < st.closing.amount:
+                st.closing = voucher
+        return self.status(cid)
+
     # ------------------------------------------------------------------ settlement
     def status(self, cid: bytes) -> dict[str, Any]:
         """What the provider knows of channel ``cid`` (no chain call)."""
         with self._lock:
             st = self._channels.get(cid) or self._unknown.get(cid) or _State()
             return {"channelId": "0x" + cid.hex(), "served": str(st.served), "best": str(st.best),
-                    "unsettled": str(max(0, st.best - (st.info.paid if st.info else 0))),
+                    "closing": str(st.closing.amount) if st.closing else None,
+                    "unsettled": str(max(0, self._redeemable(st).amount - (st.info.paid if st.info else 0))),
                     "chain": st.info.to_json() if st.info else None}
+
+    @staticmethod
+    def _redeemable(st: _State) -> Voucher:
+        """What settling would redeem: the closing voucher while it covers what was served, else the best."""
+        if st.closing is not None and st.closing.amount >= st.served:
+            return st.closing
+        return Voucher(st.closing.channel_id if st.closing else b"", st.best, st.best_signature)
 
     def channels(self) -> list[bytes]:
         with self._lock:
@@ -563,7 +595,7 @@ class ProviderChannels:
         now = self.now()
         with self._lock:
             return [cid for cid, st in self._channels.items()
-                    if st.best > (st.info.paid if st.info else 0)
+                    if self._redeemable(st).amount > (st.info.paid if st.info else 0)
                     and (st.info is None or now >= st.info.expiry - self.margin) and not (st.info and st.info.closed)]
 
     def settle(self, cid: bytes, account: LocalAccount) -> Settlement | None:
@@ -577,9 +609,12 @@ class ProviderChannels:
         info = self.refresh(cid)
         with self._lock:
             st = self._channels.get(cid)
-            if st is None or st.best <= info.paid or info.closed:
+            if st is None or info.closed:
                 return None
-            voucher = Voucher(cid, st.best, st.best_signature)
+            voucher = self._redeemable(st)
+            if voucher.amount <= info.paid:
+                return None
+            voucher = Voucher(cid, voucher.amount, voucher.signature)
         try:
             receipt = self.contract.settle(account, voucher)
         except ChainError:

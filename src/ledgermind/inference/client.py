@@ -59,6 +59,7 @@ class _Book:
     amount: int
     chain: TicketChain
     header: str
+    previous: int  # the highest amount signed before this book
     next: int = 1
 
 
@@ -128,9 +129,9 @@ class PaidChannel:
         header = TicketBook.sign(self._signer, self._domain, self.channel_id, amount, chain.anchor).header(
             self.chain_id, self.contract)
         self._signed(amount)
+        self._current = _Book(amount, chain, header, self.issued)
         self.issued = amount
         self._size = min(2 * self._size, self.max_tickets)
-        self._current = _Book(amount, chain, header)
         return self._current
 
     def _signed(self, amount: int) -> None:
@@ -139,9 +140,28 @@ class PaidChannel:
     def release(self, payment: Payment) -> None:
         """Take back the price of ``payment`` after the provider refused its request without taking it (bad
         inputs are refused before payment), so the next book does not pay ahead for it. Its ticket is not
-        reused: the provider may have seen it."""
+        reused; a book whose only ticket it was is taken back whole (the provider never saw it)."""
         with self._lock:
             self.committed -= payment.price
+            book = self._current
+            if book is not None and payment.index == 1 and book.next == 2 and book.amount == payment.amount == self.issued:
+                self._current = None
+                self._released(book.amount, book.previous)
+                self.issued = book.previous
+                self._size = max(1, self._size // 2)
+
+    def _released(self, amount: int, back_to: int) -> None:
+        """Called when the book of voucher ``amount`` is taken back unseen (see book.BookedChannel)."""
+
+    def close_out(self) -> Voucher | None:
+        """A voucher for exactly what was committed, when the last book paid ahead of it (else None): send it to
+        the provider when done (``InferenceClient.close`` does) so that settlement charges only what was sent.
+        The next ``pay`` opens a new book."""
+        with self._lock:
+            if self.committed >= self.issued or self.committed <= 0:
+                return None
+            self._current = None
+            return self._domain.sign(self._signer, self.channel_id, self.committed)
 
     def voucher(self, amount: int) -> Voucher:
         """A plain voucher paying ``amount`` more than any voucher signed so far (payments that are not
@@ -252,9 +272,22 @@ class InferenceClient:
         self.down_for = down_for
         self._down: dict[str, float] = {}
         self._terms: dict[tuple[str, str], dict[str, Any]] = {}
+        self._endpoints: dict[str, str] = {}  # provider address -> the endpoint last paid through its channel
         self._lock = threading.Lock()
 
     def close(self) -> None:
+        """Send each provider paid ahead a closing voucher for what was sent to it (``PaidChannel.close_out``;
+        a provider that is down keeps the book's voucher, at most one book ahead), then close the connections."""
+        for address, channel in list(self.channels.items()):
+            voucher = channel.close_out()
+            endpoint = self._endpoints.get(address)
+            if voucher is None or endpoint is None:
+                continue
+            body = {**voucher.to_json(), "chainId": channel.chain_id, "contract": channel.contract}
+            try:
+                self.http.post(f"{endpoint}/v1/channels/close", json=body)
+            except Exception:  # noqa: BLE001 - best effort: the provider may be gone; the book's voucher bounds the loss
+                pass
         if self._own_http:
             self.http.close()
 
@@ -345,6 +378,7 @@ class InferenceClient:
         channel = payment = None
         if price > 0:
             channel = self.channel_for(terms)
+            self._endpoints[terms["provider"].lower()] = provider.endpoint
             payment = channel.pay(price)
             headers.update(payment.headers)
         r = self._request("POST", f"{provider.endpoint}/v1/models/{model}/infer", content=body, headers=headers)

@@ -10,6 +10,8 @@ a 5xx; 503 means the provider could not record or check something and nothing wa
                                           voucher JSON with anchor and bookSignature) and X-Ledgermind-Ticket
                                           ("<index>:<link>"), or X-Ledgermind-Access (an access request JSON); answers
                                           {"model", "outputs", "price", "receipt": {"logIndex", "envelope"}, "payment"}
+    POST /v1/channels/close               body: a voucher for exactly what the payer sent through a channel that
+                                          paid ahead with a ticket book; settlement redeems it instead
     GET  /v1/receipts/{index}             a receipt with its inclusion proof and checkpoint (verify offline)
 
 One process, one asyncio loop: payment checks, receipt signing and predictions run on the loop (they take tens
@@ -206,6 +208,10 @@ def create_app(service: InferenceService, *, settle_interval: float = 30.0) -> P
         answer = await service.infer(model_id, body, headers.get(VOUCHER_HEADER), headers.get(ACCESS_HEADER),
                                      headers.get(TICKET_HEADER))
         return Response(answer, media_type=JSON)
+
+    @app.post("/v1/channels/close")
+    async def close_out(request: Request) -> Response:
+        return _json(await service.close_out(await _body(request)))
 
     @app.get("/v1/receipts/{index}")
     async def receipt(index: int) -> Response:

@@ -25,7 +25,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import orjson
 
-from ledgermind.errors import InvalidInputError, LedgermindError, NotFoundError, StorageError
+from ledgermind.errors import InvalidInputError, LedgermindError, NotFoundError, SignatureError, StorageError
+from ledgermind.inference import recovery
 from ledgermind.inference.adapters import ServedModel
 from ledgermind.inference.channels import ZERO_ADDRESS, PaymentChannels, ProviderChannels, Ticket
 from ledgermind.inference.digests import json_digest
@@ -434,6 +435,37 @@ class InferenceService:
         if not granted:
             raise PaymentRefused(status, reason)
         return AccessRef(self.access_chain_id, self.access_contract, request.holder, request.nonce)
+
+    async def close_out(self, body: bytes) -> dict[str, Any]:
+        """``POST /v1/channels/close``: the payer's closing voucher (the JSON of ``Voucher.to_json()``, optionally
+        with ``chainId`` and ``contract``), for what it sent through a channel that paid ahead with a ticket
+        book; settlement then redeems it (see ``ProviderChannels.close_out``). Raises RequestRefused."""
+        if self.channels is None:
+            raise PaymentRefused(402, "this provider takes no payment-channel vouchers")
+        if len(body) > MAX_HEADER_CHARS:
+            raise RequestRefused(413, f"a closing voucher is at most {MAX_HEADER_CHARS} bytes")
+        try:
+            obj = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            raise RequestRefused(400, "the closing voucher is not JSON") from None
+        if type(obj) is not dict or not {"channelId", "amount", "signature"} <= obj.keys() <= _VOUCHER_FIELDS:
+            raise RequestRefused(400, "a closing voucher is a JSON object with channelId, amount, signature (and "
+                                      "optionally chainId, contract)")
+        chain_id, contract = self.channels.chain_id, self.channels.address
+        if str(obj.get("chainId", chain_id)) != str(chain_id) or str(obj.get("contract", contract)).lower() != contract.lower():
+            raise RequestRefused(400, f"the voucher is not for PaymentChannels {contract} on chain {chain_id}")
+        try:
+            voucher = Voucher.from_json(obj)
+        except InvalidInputError as e:
+            raise RequestRefused(400, str(e)) from None
+        if voucher.amount >= 2**256:
+            raise RequestRefused(400, "voucher amount does not fit in uint256")
+        digest = self.channels.domain.digest(voucher.channel_id, voucher.amount)
+        try:
+            signer = await recovery.for_loop().address(digest, voucher.signature)
+        except SignatureError as e:
+            raise PaymentRefused(401, f"bad voucher signature: {e}") from e
+        return self.channels.close_out(voucher, signer)
 
     # ------------------------------------------------------------------ settlement
     def settle(self, channel: bytes | None = None) -> list[dict[str, Any]]:
