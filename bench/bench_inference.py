@@ -14,8 +14,7 @@ After the last round the paid provider is stopped, its channel state is rebuilt 
 restart), every channel is settled on chain, and the contract's paid amounts must equal the highest vouchers
 the clients signed (what was served plus the unused tickets of each channel's last book, reported apart).
 
-Each round also reports CPU time per request: the provider's (all its threads, and the child process in which
-the paid provider recovers the signers of new ticket books) and the load generator's. The load generator signs
+Each round also reports CPU time per request: the provider's (all its threads) and the load generator's. The load generator signs
 each channel's books before the clock starts (``client_sign_us`` says what that costs per request): a real
 client signs on its own machine, and here it shares the provider's two cores, so signing inside the timed run
 would bill the client's work to the provider. On a busy shared machine the requests/s follow the total CPU per
@@ -384,8 +383,8 @@ def run(args: argparse.Namespace) -> None:
 
 
 def _cpu_seconds(pid: int) -> float:
-    """User + system CPU time so far of process ``pid``, all its threads and its live child processes (the
-    provider recovers voucher signers in one). Linux /proc; elsewhere NaN."""
+    """User + system CPU time so far of process ``pid``, all its threads and its live child processes. Linux
+    /proc; elsewhere NaN."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
         children = [int(c) for t in Path(f"/proc/{pid}/task").iterdir()

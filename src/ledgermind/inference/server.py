@@ -14,10 +14,10 @@ a 5xx; 503 means the provider could not record or check something and nothing wa
                                           paid ahead with a ticket book; settlement redeems it instead
     GET  /v1/receipts/{index}             a receipt with its inclusion proof and checkpoint (verify offline)
 
-One process, one asyncio loop: payment checks, receipt signing and predictions run on the loop (they take tens
-of microseconds each and batch well), except the recovery of the signers of new ticket books, which a child process does
-(``recovery``), chain reads and settlement transactions in worker threads, and the log's commits in its writer
-thread. While the server runs it settles every channel about to expire.
+One process, one asyncio loop: payment checks (a hash per request, two signature recoveries per new ticket
+book), receipt signing and predictions run on the loop (they take tens of microseconds each and batch well);
+chain reads and settlement transactions in worker threads, and the log's commits in its writer thread. While
+the server runs it settles every channel about to expire.
 """
 
 from __future__ import annotations
@@ -37,7 +37,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ledgermind.inference import recovery
 from ledgermind.inference.errors import RequestRefused
 from ledgermind.inference.service import (ACCESS_HEADER, MAX_BODY_BYTES, TICKET_HEADER, VOUCHER_HEADER,
                                          InferenceService)
@@ -155,8 +154,6 @@ def create_app(service: InferenceService, *, settle_interval: float = 30.0) -> P
         task = None
         if settle_interval > 0 and service.channels is not None and service.account is not None:
             task = asyncio.create_task(_settle_forever(service, settle_interval))
-        if service.channels is not None:
-            recovery.for_loop().start()  # the process that checks vouchers: ready before the first one
         try:
             yield
         finally:
@@ -164,7 +161,6 @@ def create_app(service: InferenceService, *, settle_interval: float = 30.0) -> P
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-            recovery.close_loop()
 
     app = ProviderApp(title="ledgermind inference provider", version="1", lifespan=lifespan, docs_url=None,
                       redoc_url=None, openapi_url="/openapi.json")
@@ -211,7 +207,7 @@ def create_app(service: InferenceService, *, settle_interval: float = 30.0) -> P
 
     @app.post("/v1/channels/close")
     async def close_out(request: Request) -> Response:
-        return _json(await service.close_out(await _body(request)))
+        return _json(service.close_out(await _body(request)))
 
     @app.get("/v1/receipts/{index}")
     async def receipt(index: int) -> Response:

@@ -25,8 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import orjson
 
-from ledgermind.errors import InvalidInputError, LedgermindError, NotFoundError, SignatureError, StorageError
-from ledgermind.inference import recovery
+from ledgermind.errors import InvalidInputError, LedgermindError, NotFoundError, StorageError
 from ledgermind.inference.adapters import ServedModel
 from ledgermind.inference.channels import ZERO_ADDRESS, PaymentChannels, ProviderChannels, Ticket
 from ledgermind.inference.digests import json_digest
@@ -257,7 +256,7 @@ class InferenceService:
         self.store = store
         self.receipts = ReceiptLog(store)
         self.channels = channels
-        self._books: dict[str, TicketBook] = {}  # voucher header -> parsed (see _pay)
+        self._books: dict[str, TicketBook] = {}  # voucher header -> parsed (see _payment)
         self.account = account
         self.access = access
         self.access_chain_id = access_chain_id
@@ -366,7 +365,10 @@ class InferenceService:
         channel: str | None = None
         if offer.price > 0:
             if voucher is not None:
-                paid = await self._pay(voucher, ticket, price)
+                book, index, link = self._payment(voucher, ticket)
+                paid = self.channels.accept_known(book, index, link, price)  # type: ignore[union-attr]
+                if paid is None:  # a new book, a new channel, or chain facts to re-read
+                    paid = await self.channels.accept(book, index, link, price)  # type: ignore[union-attr]
                 channel = paid.channel
             elif access is not None:
                 channel = (await self._access(access, model.digest)).to_field()
@@ -409,7 +411,8 @@ class InferenceService:
                                  "served": str(ticket.served)}
         return orjson.dumps(answer)
 
-    async def _pay(self, header: str, ticket: str | None, price: int) -> Ticket:
+    def _payment(self, header: str, ticket: str | None) -> tuple[TicketBook, int, bytes]:
+        """The ticket book and the ticket a paid request carries. Raises RequestRefused."""
         if self.channels is None:
             raise PaymentRefused(402, "this provider takes no payment-channel vouchers")
         book = self._books.get(header)
@@ -425,7 +428,7 @@ class InferenceService:
             index, link = parse_ticket(ticket)
         except ValueError as e:
             raise RequestRefused(400, f"{TICKET_HEADER}: {e}") from None
-        return await self.channels.accept(book, index, link, price)
+        return book, index, link
 
     async def _access(self, header: str, digest: str) -> AccessRef:
         if self.access is None or self.access_contract is None or self.access_chain_id is None:
@@ -436,7 +439,7 @@ class InferenceService:
             raise PaymentRefused(status, reason)
         return AccessRef(self.access_chain_id, self.access_contract, request.holder, request.nonce)
 
-    async def close_out(self, body: bytes) -> dict[str, Any]:
+    def close_out(self, body: bytes) -> dict[str, Any]:
         """``POST /v1/channels/close``: the payer's closing voucher (the JSON of ``Voucher.to_json()``, optionally
         with ``chainId`` and ``contract``), for what it sent through a channel that paid ahead with a ticket
         book; settlement then redeems it (see ``ProviderChannels.close_out``). Raises RequestRefused."""
@@ -461,11 +464,7 @@ class InferenceService:
         if voucher.amount >= 2**256:
             raise RequestRefused(400, "voucher amount does not fit in uint256")
         digest = self.channels.domain.digest(voucher.channel_id, voucher.amount)
-        try:
-            signer = await recovery.for_loop().address(digest, voucher.signature)
-        except SignatureError as e:
-            raise PaymentRefused(401, f"bad voucher signature: {e}") from e
-        return self.channels.close_out(voucher, signer)
+        return self.channels.close_out(voucher, self.channels.recover(digest, voucher.signature, "voucher"))
 
     # ------------------------------------------------------------------ settlement
     def settle(self, channel: bytes | None = None) -> list[dict[str, Any]]:

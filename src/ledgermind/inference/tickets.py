@@ -35,8 +35,11 @@ MAX_AHEAD = 256  # hashes a ticket may be from the nearest link the provider kno
 MAX_INDEX = 2**32
 
 
+_sha256 = hashlib.sha256
+
+
 def _h(b: bytes) -> bytes:
-    return hashlib.sha256(b).digest()
+    return _sha256(b).digest()
 
 
 @dataclass(frozen=True)
@@ -92,17 +95,18 @@ class ChainCheck:
     def valid(self, index: int, link: bytes) -> bool:
         """Whether ``link`` is link ``index`` of this chain (1 <= index; not whether it was spent). A valid link
         is remembered, so the next index costs one hash."""
-        known = self.known.get(index)
+        links = self.known
+        known = links.get(index)
         if known is not None:
             return known == link
         x, k = link, index
         for _ in range(MAX_AHEAD):
-            x, k = _h(x), k - 1
-            known = self.known.get(k)
+            x, k = _sha256(x).digest(), k - 1
+            known = links.get(k)
             if known is not None:
                 if known != x:
                     return False
-                self.known[index] = link
+                links[index] = link
                 return True
         return False
 
@@ -110,7 +114,7 @@ class ChainCheck:
 def parse_ticket(value: str) -> tuple[int, bytes]:
     """The ``X-Ledgermind-Ticket`` header ``"<index>:<link as 64 hex>"``. Raises ValueError with a reason."""
     index, sep, link = value.partition(":")
-    if not sep or not index.isdigit() or len(link) != 64:
+    if not sep or len(link) != 64 or not index.isdigit() or len(index) > 10:
         raise ValueError("ticket must be '<index>:<64 hex digits>'")
     i = int(index)
     if not 1 <= i <= MAX_INDEX:
