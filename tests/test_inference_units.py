@@ -234,11 +234,10 @@ def test_load_registered_refuses_a_tampered_file(tmp_path, estimator, monkeypatc
 def test_receipts_are_signed_canonical_statements():
     account = Account.create()
     factory = ReceiptFactory(Signer(account.key))
-    ref = VoucherRef(1337, "0x" + "Ab" * 20, os.urandom(32), 12345, 7, os.urandom(32), os.urandom(65), os.urandom(32),
-                     os.urandom(65))
+    ref = VoucherRef(1337, "0x" + "Ab" * 20, os.urandom(32), 12345, 7, os.urandom(65), os.urandom(32), os.urandom(65))
     assert VoucherRef.parse(ref.to_field()) == ref
-    short = VoucherRef(1337, "0x" + "Ab" * 20, ref.channel_id, 12345, 8, os.urandom(32))  # the book recorded before
-    assert VoucherRef.parse(short.to_field()) == short and short.to_field().endswith(short.link.hex())
+    short = VoucherRef(1337, "0x" + "Ab" * 20, ref.channel_id, 12345, 8)  # the book recorded before
+    assert VoucherRef.parse(short.to_field()) == short and short.to_field().endswith("&ticket=8")
     access = AccessRef(1337, "0x" + "cd" * 20, account.address, 7)
     assert AccessRef.parse(access.to_field()) == access and VoucherRef.parse(access.to_field()) is None
     model = {"digest": "ab" * 32, "name": "modèle", "logIndex": 3}  # non-ASCII name: the exact encoder
@@ -360,7 +359,7 @@ def test_restore_from_receipts_keeps_served_books_and_spent_tickets(chain, contr
         records.append(ReceiptRecord(i, 25, ticket.channel))
         first.recorded(ticket)  # its receipt is durable
     assert [VoucherRef.parse(r.channel).anchor != b"" for r in records] == [True, True, False, True]
-    foreign = VoucherRef(1, "0x" + "11" * 20, channel.channel_id, 5, 1, bytes(32), bytes(65), bytes(32), bytes(65))
+    foreign = VoucherRef(1, "0x" + "11" * 20, channel.channel_id, 5, 1, bytes(65), bytes(32), bytes(65))
     records.append(ReceiptRecord(9, 99, foreign.to_field()))
     book = ProviderChannels(contract, provider.address)
     assert book.restore(records) == 4  # the receipt of another contract is not ours to count
@@ -426,4 +425,7 @@ def test_paid_channel_hands_out_distinct_tickets_across_threads(contract):
     assert 2400 <= channel.issued <= 2400 + 64 * 3
     with pytest.raises(InvalidInputError, match="top it up"):
         channel.pay(10**6)
+    with pytest.raises(InvalidInputError, match="max_tickets must be 1..256"):
+        PaidChannel(os.urandom(32), key=Account.create().key, chain_id=contract.chain_id, contract=contract.address,
+                    recipient=Account.create().address, deposit=10, max_tickets=MAX_AHEAD + 1)
     assert _rows([[1, 2], [3, 4]], [None, 2]) == 2 and _rows([1, 2], [None, 2]) == 1 and _rows([1, 2], None) == 1

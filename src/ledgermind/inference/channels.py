@@ -381,8 +381,7 @@ class ProviderChannels:
                     st = self._channels[ref.channel_id] = _State()
                 st.served += price
                 book = st.books.get(ref.amount)
-                if book is not None:
-                    book.chain.known[ref.ticket] = ref.link
+                if book is not None:  # its next tickets are checked from the anchor (at most MAX_AHEAD hashes)
                     book.chain.used.add(ref.ticket)
         return len(refs)
 
@@ -522,7 +521,7 @@ class ProviderChannels:
                     st.best, st.best_signature = v.amount, v.signature
             st.served += price
             chain.used.add(index)
-            field_ = f"{target.prefix}{index}&link=0x{link.hex()}"
+            field_ = f"{target.prefix}{index}"
             if not target.recorded:
                 field_ += book_fields(v.signature, book.anchor, book.signature)
             return Ticket(cid, v.amount, price, st.served, index, field_, target)

@@ -33,7 +33,7 @@ from ledgermind.inference.errors import AllProvidersFailed, ProviderError, Reque
 from ledgermind.inference.receipts import check_receipt
 from ledgermind.inference.service import ACCESS_HEADER, TICKET_HEADER, VOUCHER_HEADER
 from ledgermind.inference.signing import Signer, voucher_domain
-from ledgermind.inference.tickets import TicketBook, TicketChain
+from ledgermind.inference.tickets import MAX_AHEAD, TicketBook, TicketChain
 from ledgermind.market.eip712 import AccessRequest, Voucher
 from ledgermind.statements import SignedStatement
 
@@ -82,6 +82,8 @@ class PaidChannel:
         self.deposit = deposit
         self.token = token
         self.expiry = expiry
+        if not 1 <= max_tickets <= MAX_AHEAD:  # a restarted provider checks tickets from the anchor
+            raise InvalidInputError(f"max_tickets must be 1..{MAX_AHEAD}, got {max_tickets}")
         self.max_tickets = max_tickets
         self._signer = Signer(key)
         self._domain = voucher_domain(chain_id, contract)

@@ -7,11 +7,11 @@ and its log index, so anyone can later prove what the model answered to what.
 
 How a receipt records its payment (the ``channel`` field): the predicate has no voucher field, and the provider
 must be able to rebuild its channel state from its receipts alone (see ``channels``), so the field holds the
-payment as a URI: ``eip155:<chain id>:<PaymentChannels>/<channel id>?voucher=<amount>&ticket=<i>&link=<link>``,
-and, until a receipt recording it in full is durable, the ticket book too: ``&sig=<voucher signature>
-&anchor=<chain anchor>&bookSig=<book signature>`` (see ``tickets``). An access-token request:
+payment as a URI: ``eip155:<chain id>:<PaymentChannels>/<channel id>?voucher=<amount>&ticket=<i>``, and, until
+a receipt recording it in full is durable, the ticket book too: ``&sig=<voucher signature>&anchor=<chain
+anchor>&bookSig=<book signature>`` (see ``tickets``). An access-token request:
 ``access:eip155:<chain id>:<contract>/<holder>?nonce=<nonce>``. A voucher is safe to publish: only the channel's
-recipient can redeem it, and with the book and the link it proves the payer authorised this request.
+recipient can redeem it, and it proves the payer agreed to pay for this much.
 
 Appends are batched: ``ReceiptLog.append`` from any number of concurrent requests becomes one ``LogStore.submit``
 per event-loop turn, and the LogStore commits whatever is queued in one transaction; a request is answered only
@@ -45,19 +45,18 @@ if TYPE_CHECKING:
 OUTPUT_SUBJECT = "output"
 _VOUCHER_REF = re.compile(
     r"eip155:([0-9]{1,20}):(0x[0-9a-fA-F]{40})/0x([0-9a-f]{64})\?voucher=([0-9]{1,78})&ticket=([0-9]{1,10})"
-    r"&link=0x([0-9a-f]{64})(?:&sig=0x([0-9a-f]{130})&anchor=0x([0-9a-f]{64})&bookSig=0x([0-9a-f]{130}))?"
+    r"(?:&sig=0x([0-9a-f]{130})&anchor=0x([0-9a-f]{64})&bookSig=0x([0-9a-f]{130}))?"
 )
 _ACCESS_REF = re.compile(r"access:eip155:([0-9]{1,20}):(0x[0-9a-fA-F]{40})/(0x[0-9a-fA-F]{40})\?nonce=([0-9]{1,78})")
 
 
 # ---------------------------------------------------------------------- payment references
-def voucher_field(chain_id: int, contract: str, channel_id: bytes, amount: int, ticket: int | None = None,
-                  link: bytes = b"") -> str:
+def voucher_field(chain_id: int, contract: str, channel_id: bytes, amount: int, ticket: int | None = None) -> str:
     """The ``channel`` field of a receipt paid by ticket ``ticket`` of a book of voucher ``amount``
     (``book_fields`` are appended while the book is not durably recorded). Without a ticket: the field's
     prefix, which the provider computes once per book and completes per request."""
     prefix = f"eip155:{chain_id}:{contract}/0x{channel_id.hex()}?voucher={amount}&ticket="
-    return prefix if ticket is None else f"{prefix}{ticket}&link=0x{link.hex()}"
+    return prefix if ticket is None else f"{prefix}{ticket}"
 
 
 def book_fields(signature: bytes, anchor: bytes, book_signature: bytes) -> str:
@@ -74,13 +73,12 @@ class VoucherRef:
     channel_id: bytes
     amount: int
     ticket: int
-    link: bytes
     signature: bytes = b""
     anchor: bytes = b""
     book_signature: bytes = b""
 
     def to_field(self) -> str:
-        text = voucher_field(self.chain_id, self.contract, self.channel_id, self.amount, self.ticket, self.link)
+        text = voucher_field(self.chain_id, self.contract, self.channel_id, self.amount, self.ticket)
         return text + book_fields(self.signature, self.anchor, self.book_signature) if self.anchor else text
 
     @classmethod
@@ -89,10 +87,10 @@ class VoucherRef:
         m = _VOUCHER_REF.fullmatch(text) if isinstance(text, str) else None
         if m is None:
             return None
-        full = m[8] is not None
-        return cls(int(m[1]), m[2], bytes.fromhex(m[3]), int(m[4]), int(m[5]), bytes.fromhex(m[6]),
-                   bytes.fromhex(m[7]) if full else b"", bytes.fromhex(m[8]) if full else b"",
-                   bytes.fromhex(m[9]) if full else b"")
+        full = m[7] is not None
+        return cls(int(m[1]), m[2], bytes.fromhex(m[3]), int(m[4]), int(m[5]),
+                   bytes.fromhex(m[6]) if full else b"", bytes.fromhex(m[7]) if full else b"",
+                   bytes.fromhex(m[8]) if full else b"")
 
 
 @dataclass(frozen=True)
@@ -125,8 +123,7 @@ class ReceiptFactory:
         # check once that what we build is what the statement schema accepts, so a schema change fails at
         # start-up and not in the log's readers
         probe = self.sign({"digest": "0" * 64, "name": "probe", "logIndex": 0}, "0" * 64, "0" * 64, "0",
-                          VoucherRef(1, "0x" + "00" * 20, bytes(32), 1, 1, bytes(32), bytes(65), bytes(32),
-                                     bytes(65)).to_field())
+                          VoucherRef(1, "0x" + "00" * 20, bytes(32), 1, 1, bytes(65), bytes(32), bytes(65)).to_field())
         open_envelope(probe)
 
     def _now(self) -> str:

@@ -17,7 +17,9 @@ Only the client knows the links it has not sent yet, so nobody else can spend it
 on the wire cannot be used again. The client risks at most the unused tickets of its last book (``n`` is
 small and grows with use: see ``client.PaidChannel``); the provider is never owed more than the vouchers it
 holds cover. Links arriving out of order (concurrent requests) are fine: the walk stops at the nearest known
-link below, at most ``MAX_AHEAD`` hashes away, which bounds the work a forged ticket can cause.
+link below, at most ``MAX_AHEAD`` hashes away, which bounds the work a forged ticket can cause. A book has at
+most ``MAX_AHEAD`` tickets: a restarted provider knows the spent indices from its receipts, not their links,
+and checks the next tickets from the anchor.
 """
 
 from __future__ import annotations
