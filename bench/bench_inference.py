@@ -297,12 +297,16 @@ def run(args: argparse.Namespace) -> None:
                     time.sleep(1.0)
                 spec_path.write_text(json.dumps(spec))
                 proc = paid_proc if mode == "paid" else free_proc
+                health = _health(paid_url if mode == "paid" else free_url)
                 cpu = _cpu_seconds(proc.pid)
                 out = _loadgen(paid_url if mode == "paid" else free_url, digest, args.clients, args.requests,
                                spec_path if mode == "paid" else None)
                 # the provider's CPU per request (all its threads and child processes; includes the load
                 # generator's start-up and connection set-up, the same in both modes)
                 out["provider_cpu_us"] = 1e6 * (_cpu_seconds(proc.pid) - cpu) / max(1, out["requests"])
+                after = _health(paid_url if mode == "paid" else free_url)  # group commits: receipts per commit
+                out["receipts_per_commit"] = ((after["receipts"] - health["receipts"])
+                                              / max(1, after["receiptBatches"] - health["receiptBatches"]))
                 if spy is not None:
                     spy.send_signal(signal.SIGINT)
                     spy.wait()
@@ -311,7 +315,8 @@ def run(args: argparse.Namespace) -> None:
                 rounds.append({"round": r, "mode": mode, **{k: v for k, v in out.items() if k != "issued"}})
                 print(f"round {r} {mode:6s} {out['rps']:8.0f} req/s  p50 {out['p50_ms']:6.1f} ms  p99 "
                       f"{out['p99_ms']:6.1f} ms  CPU/request: provider {out['provider_cpu_us']:4.0f} us, client "
-                      f"{out['client_cpu_us']:4.0f} us  errors {out['errors']}", flush=True)
+                      f"{out['client_cpu_us']:4.0f} us  receipts/commit {out['receipts_per_commit']:4.1f}  "
+                      f"errors {out['errors']}", flush=True)
         reference = (_loadgen(free_url, digest, args.clients, args.httpx_requests, None, httpx=True)
                      if args.httpx_requests else None)
     finally:
@@ -380,6 +385,13 @@ def run(args: argparse.Namespace) -> None:
     _table(result)
     if profile is None:  # two homes with ~30k receipts each: hundreds of MB
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _health(url: str) -> dict[str, Any]:
+    import urllib.request
+
+    with urllib.request.urlopen(f"{url}/healthz", timeout=30) as r:
+        return json.loads(r.read())
 
 
 def _cpu_seconds(pid: int) -> float:
