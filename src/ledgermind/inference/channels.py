@@ -234,10 +234,10 @@ class Ticket:
     channel_id: bytes
     amount: int  # the voucher's
     price: int
-    served: int  # after this request
     index: int
     channel: str  # the payment as the receipt's ``channel`` field records it (see receipts.VoucherRef)
     book: _Book
+    full: bool  # ``channel`` records the book in full
 
 
 @dataclass(frozen=True)
@@ -521,14 +521,14 @@ class ProviderChannels:
                     st.best, st.best_signature = v.amount, v.signature
             st.served += price
             chain.used.add(index)
-            field_ = f"{target.prefix}{index}"
-            if not target.recorded:
-                field_ += book_fields(v.signature, book.anchor, book.signature)
-            return Ticket(cid, v.amount, price, st.served, index, field_, target)
+            if target.recorded:
+                return Ticket(cid, v.amount, price, index, f"{target.prefix}{index}", target, False)
+            return Ticket(cid, v.amount, price, index,
+                          f"{target.prefix}{index}{book_fields(v.signature, book.anchor, book.signature)}", target, True)
 
     def recorded(self, ticket: Ticket) -> None:
         """The receipt of ``ticket`` is durable: if it recorded the book in full, later receipts may refer to it."""
-        if ticket.channel.find("&anchor=") > 0:
+        if ticket.full:
             ticket.book.recorded = True
 
     def rollback(self, ticket: Ticket) -> None:

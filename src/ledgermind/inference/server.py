@@ -9,7 +9,8 @@ a 5xx; 503 means the provider could not record or check something and nothing wa
     POST /v1/models/{model_id}/infer      body {"inputs": [...]}; headers X-Ledgermind-Voucher (a ticket book:
                                           voucher JSON with anchor and bookSignature) and X-Ledgermind-Ticket
                                           ("<index>:<link>"), or X-Ledgermind-Access (an access request JSON); answers
-                                          {"model", "outputs", "price", "receipt": {"logIndex", "envelope"}, "payment"}
+                                          {"model", "outputs", "price", "receipt": {"logIndex", "envelope"}} (the
+                                          receipt's channel field names the voucher and ticket that paid)
     POST /v1/channels/close               body: a voucher for exactly what the payer sent through a channel that
                                           paid ahead with a ticket book; settlement redeems it instead
     GET  /v1/receipts/{index}             a receipt with its inclusion proof and checkpoint (verify offline)

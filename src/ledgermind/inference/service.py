@@ -406,9 +406,6 @@ class InferenceService:
             self.channels.recorded(ticket)
         answer: dict[str, Any] = {"model": model.digest, "outputs": outputs, "price": str(price),
                                   "receipt": {"logIndex": index, "envelope": orjson.Fragment(entry)}}
-        if ticket is not None:
-            answer["payment"] = {"channelId": "0x" + ticket.channel_id.hex(), "voucher": str(ticket.amount),
-                                 "served": str(ticket.served)}
         return orjson.dumps(answer)
 
     def _payment(self, header: str, ticket: str | None) -> tuple[TicketBook, int, bytes]:
