@@ -6,9 +6,11 @@ answer still gets a signed receipt in the log), one paid through payment channel
 wei per row; each request carries a ticket of a ticket book: a cumulative EIP-712 voucher signed for up to 64
 requests ahead and one link of the hash chain bound to it; 64 clients share 8 channels). A load generator in a
 third process keeps 64 concurrent clients busy, each with its own keep-alive connection, and measures
-requests/s and latency percentiles. After an untimed warm-up of both, rounds alternate paid and unpaid so both
-see the same machine; the overhead reported is the median over rounds of each round's paired ratio (the two
-runs of a round are back to back), with best against best beside it.
+requests/s and latency percentiles. Each round starts both providers afresh (the paid one rebuilds its channel
+state from its log), warms both up untimed, then runs paid and unpaid back to back, in alternating order. The
+overhead reported is pooled over the rounds (total requests over total seconds, per mode), with the median of
+the rounds' paired ratios and best against best beside it: two processes of one program differ by up to ~20%
+in requests/s on this machine, noise that pairing a round's two runs does not cancel and pooling averages out.
 
 After the last round the paid provider is stopped, its channel state is rebuilt from its log alone (as after a
 restart), every channel is settled on chain, and the contract's paid amounts must equal the highest vouchers
@@ -219,7 +221,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--requests", type=int, default=16_000, help="per round and mode")
     parser.add_argument("--rounds", type=int, default=9)
-    parser.add_argument("--warmup", type=int, default=5_000, help="untimed requests per mode before the rounds")
+    parser.add_argument("--warmup", type=int, default=3_000, help="untimed requests per mode before each round")
     parser.add_argument("--clients", type=int, default=64)
     parser.add_argument("--channels", type=int, default=8)
     parser.add_argument("--httpx-requests", type=int, default=2_000, help="0 skips the httpx reference round")
@@ -276,35 +278,48 @@ def run(args: argparse.Namespace) -> None:
                              for c, p in zip(opened, payers)]}
     spec_path = tmp / "channels.json"
 
-    paid_proc, paid_url = _provider(homes["paid"], digest, model_file, price, contract.address)
-    free_proc, free_url = _provider(homes["unpaid"], digest, model_file, 0, None)
-    rounds: list[dict[str, Any]] = []
-    profile = None
-    try:
-        # warm up both (first requests load channel facts from the chain, fill caches)
+    procs: dict[str, tuple[subprocess.Popen, str]] = {}
+
+    def start() -> None:
+        """Fresh provider processes for a round, warmed up (channel facts read, caches filled)."""
+        procs["paid"] = _provider(homes["paid"], digest, model_file, price, contract.address)
+        procs["unpaid"] = _provider(homes["unpaid"], digest, model_file, 0, None)
         spec_path.write_text(json.dumps(spec))
-        warm = _loadgen(paid_url, digest, args.clients, args.warmup, spec_path)
+        warm = _loadgen(procs["paid"][1], digest, args.clients, args.warmup, spec_path)
         _advance(spec, warm["issued"])
-        _loadgen(free_url, digest, args.clients, args.warmup, None)
+        _loadgen(procs["unpaid"][1], digest, args.clients, args.warmup, None)
+
+    def stop() -> None:
+        for proc, _ in procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)  # graceful: in-flight requests finish, the log is closed cleanly
+                proc.wait(timeout=60)
+        procs.clear()
+
+    rounds: list[dict[str, Any]] = []
+    profile = reference = None
+    try:
         for r in range(args.rounds):
+            # new processes each round: two runs of one program differ by up to ~20% in requests/s here (memory
+            # layout, hash seeds, where the scheduler puts them), which pairs of long-lived processes never average out
+            start()
             for mode in ("unpaid", "paid") if r % 2 else ("paid", "unpaid"):
+                proc, url = procs[mode]
                 spy = None
                 if mode == "paid" and args.profile and r == args.rounds - 1:
                     profile = tmp / "paid-provider.folded.txt"
-                    spy = subprocess.Popen([_py_spy(), "record", "--pid", str(paid_proc.pid), "--format", "raw",
+                    spy = subprocess.Popen([_py_spy(), "record", "--pid", str(proc.pid), "--format", "raw",
                                             "-o", str(profile), "--rate", "250", "--nonblocking", "--threads"],
                                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                     time.sleep(1.0)
                 spec_path.write_text(json.dumps(spec))
-                proc = paid_proc if mode == "paid" else free_proc
-                health = _health(paid_url if mode == "paid" else free_url)
+                health = _health(url)
                 cpu = _cpu_seconds(proc.pid)
-                out = _loadgen(paid_url if mode == "paid" else free_url, digest, args.clients, args.requests,
-                               spec_path if mode == "paid" else None)
+                out = _loadgen(url, digest, args.clients, args.requests, spec_path if mode == "paid" else None)
                 # the provider's CPU per request (all its threads and child processes; includes the load
                 # generator's start-up and connection set-up, the same in both modes)
                 out["provider_cpu_us"] = 1e6 * (_cpu_seconds(proc.pid) - cpu) / max(1, out["requests"])
-                after = _health(paid_url if mode == "paid" else free_url)  # group commits: receipts per commit
+                after = _health(url)  # group commits: receipts per commit
                 out["receipts_per_commit"] = ((after["receipts"] - health["receipts"])
                                               / max(1, after["receiptBatches"] - health["receiptBatches"]))
                 if spy is not None:
@@ -317,12 +332,11 @@ def run(args: argparse.Namespace) -> None:
                       f"{out['p99_ms']:6.1f} ms  CPU/request: provider {out['provider_cpu_us']:4.0f} us, client "
                       f"{out['client_cpu_us']:4.0f} us  receipts/commit {out['receipts_per_commit']:4.1f}  "
                       f"errors {out['errors']}", flush=True)
-        reference = (_loadgen(free_url, digest, args.clients, args.httpx_requests, None, httpx=True)
-                     if args.httpx_requests else None)
+            if r == args.rounds - 1 and args.httpx_requests:
+                reference = _loadgen(procs["unpaid"][1], digest, args.clients, args.httpx_requests, None, httpx=True)
+            stop()
     finally:
-        for proc in (paid_proc, free_proc):
-            proc.send_signal(signal.SIGTERM)  # graceful: in-flight requests finish, the log is closed cleanly
-            proc.wait(timeout=60)
+        stop()
 
     # settle from the log alone: what the provider can redeem must be what the clients paid
     with Client(homes["paid"]) as lm:
@@ -348,19 +362,29 @@ def run(args: argparse.Namespace) -> None:
     per_round = [1 - p["rps"] / u["rps"] for p, u in zip([r for r in rounds if r["mode"] == "paid"],
                                                          [r for r in rounds if r["mode"] == "unpaid"])]
 
+    def pooled(mode: str) -> float:
+        """Requests/s over all rounds of ``mode``: total requests over total seconds."""
+        return (sum(r["requests"] for r in rounds if r["mode"] == mode)
+                / sum(r["seconds"] for r in rounds if r["mode"] == mode))
+
     paid_rps, free_rps = best("paid", "rps"), best("unpaid", "rps")
-    overhead = statistics.median(per_round)
+    # Pooled over rounds: each round's processes are new, and two processes of one program differ by up to ~20%
+    # here (an A/A run of two unpaid providers: -17% median), noise that pairing a round's two runs does not
+    # cancel but pooling nine rounds of each averages out. The median paired ratio and best against best are kept.
+    overhead = 1 - pooled("paid") / pooled("unpaid")
     result = {
         "benchmark": "inference", "date": time.strftime("%Y-%m-%d"),
         "parameters": {"requests_per_round": args.requests, "rounds": args.rounds, "clients": args.clients,
                        "channels": args.channels, "price_per_row_wei": price, "rows_per_request": 1,
                        "model": "sklearn LogisticRegression(max_iter=10000), breast_cancer (30 features)",
-                       "server": "one uvicorn process (h11), one asyncio loop", "load_generator":
+                       "server": "one uvicorn process (h11), one asyncio loop, restarted each round", "load_generator":
                        "separate process, asyncio HTTP/1.1 keep-alive, one connection per client"},
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "sklearn": sklearn.__version__,
                     "load_average_1_5_15_min": {"before": load_before, "after": os.getloadavg()}},
         "rounds": rounds,
         "summary": {"paid_rps": paid_rps, "unpaid_rps": free_rps, "payment_overhead": overhead,
+                    "paid_rps_pooled": pooled("paid"), "unpaid_rps_pooled": pooled("unpaid"),
+                    "payment_overhead_median_paired": statistics.median(per_round),
                     "payment_overhead_best_vs_best": 1 - paid_rps / free_rps,
                     "paid_p50_ms": best("paid", "p50_ms"), "paid_p99_ms": best("paid", "p99_ms"),
                     "unpaid_p50_ms": best("unpaid", "p50_ms"), "unpaid_p99_ms": best("unpaid", "p99_ms"),
@@ -432,8 +456,10 @@ def _table(result: dict[str, Any]) -> None:
         if i == 0:
             print("  ".join("-" * w for w in widths))
     st = result["settlement"]
-    print(f"\npayment overhead {100 * s['payment_overhead']:.1f}% (median of the rounds' paired ratios; best vs best "
-          f"{100 * s['payment_overhead_best_vs_best']:.1f}%; target <= 10%: {'met' if s['met']['overhead'] else 'MISSED'}); "
+    print(f"\npayment overhead {100 * s['payment_overhead']:.1f}% (pooled over rounds: paid {s['paid_rps_pooled']:,.0f} vs "
+          f"unpaid {s['unpaid_rps_pooled']:,.0f} req/s; median of paired rounds "
+          f"{100 * s['payment_overhead_median_paired']:.1f}%, best vs best {100 * s['payment_overhead_best_vs_best']:.1f}%; "
+          f"target <= 10%: {'met' if s['met']['overhead'] else 'MISSED'}); "
           f"paid {s['paid_rps']:,.0f} req/s (target >= 1,000: {'met' if s['met']['paid_rps'] else 'MISSED'})")
     cpu = s["cpu_us_per_request_median"]
     print(f"per round: {', '.join(f'{100 * o:.1f}%' for o in s['payment_overhead_per_round'])}; CPU per request "
