@@ -26,7 +26,7 @@ The load generator speaks HTTP/1.1 over asyncio streams directly: httpx costs ~1
 here (~140 requests/s with 64 concurrent AsyncClient requests on this machine), which would measure the client,
 not the provider. One short httpx round is run for reference.
 
-    python bench/bench_inference.py [--requests 16000] [--rounds 9] [--clients 64] [--channels 8]
+    python bench/bench_inference.py [--requests 12000] [--rounds 15] [--clients 64] [--channels 8]
 
 Targets: payment overhead <= 10% (paid throughput >= 0.9 x unpaid); >= 1,000 paid requests/s.
 """
@@ -219,9 +219,9 @@ def _loadgen(url: str, model: str, clients: int, requests: int, spec: Path | Non
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--requests", type=int, default=16_000, help="per round and mode")
-    parser.add_argument("--rounds", type=int, default=9)
-    parser.add_argument("--warmup", type=int, default=3_000, help="untimed requests per mode before each round")
+    parser.add_argument("--requests", type=int, default=12_000, help="per round and mode")
+    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--warmup", type=int, default=2_000, help="untimed requests per mode before each round")
     parser.add_argument("--clients", type=int, default=64)
     parser.add_argument("--channels", type=int, default=8)
     parser.add_argument("--httpx-requests", type=int, default=2_000, help="0 skips the httpx reference round")
