@@ -7,7 +7,7 @@ import struct
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
@@ -153,6 +153,7 @@ def test_digest_sees_dtype_shape_and_every_bit():
         max_size=4,
     )
 )
+@example([np.zeros((3, 2, 0))])  # empty, with sides whose product alone would pass the end of the encoding
 def test_decode_round_trips_encode(arrays):
     data = encode(arrays)
     back = decode(data)
@@ -181,6 +182,13 @@ def test_tampered_encodings_are_refused(tamper, message):
     data = encode(good())
     with pytest.raises(EncodingError, match=message):
         decode(tamper(data))
+
+
+def test_an_empty_array_with_a_side_numpy_cannot_hold_is_refused():
+    data = MAGIC + struct.pack(">I", 1) + struct.pack(">B", 3) + b"<f8" + struct.pack(">B", 2)
+    with pytest.raises(EncodingError, match="array 0 has shape"):
+        decode(data + struct.pack(">2Q", 2**64 - 1, 0))
+    assert decode(data + struct.pack(">2Q", 7, 0))[0].shape == (7, 0)
 
 
 def test_decode_size_limit_and_untravelable_dtypes():

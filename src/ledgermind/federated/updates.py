@@ -235,13 +235,16 @@ def decode(data: bytes, *, max_bytes: int | None = None) -> NDArrays:
         if ndim > _MAX_NDIM:
             raise EncodingError(f"array {i} has {ndim} dimensions, limit {_MAX_NDIM}")
         shape = struct.unpack(f">{ndim}Q", take(8 * ndim, f"array {i} shape"))
-        nbytes = dtype.itemsize
+        nbytes = 0 if 0 in shape else dtype.itemsize  # an empty array has no data, whatever its other sides
         for d in shape:  # multiply step by step so a hostile shape cannot make us allocate before the length check
             nbytes *= d
             if nbytes > len(view):
                 break
         raw = take(nbytes, f"array {i} data")
-        out.append(np.frombuffer(raw, dtype=dtype).reshape(shape).astype(dtype.newbyteorder("="), copy=True))
+        try:
+            out.append(np.frombuffer(raw, dtype=dtype).reshape(shape).astype(dtype.newbyteorder("="), copy=True))
+        except ValueError as e:  # an empty array with a side numpy cannot hold
+            raise EncodingError(f"array {i} has shape {list(shape)}: {e}") from None
     if pos != len(view):
         raise EncodingError(f"{len(view) - pos} trailing bytes after {count} arrays")
     return out
