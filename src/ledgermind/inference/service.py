@@ -104,6 +104,13 @@ def parse_voucher_header(value: str, chain_id: int, contract: str) -> TicketBook
     named = obj.get("contract", contract)
     if named != contract and str(named).lower() != contract.lower():
         raise RequestRefused(400, f"voucher is for PaymentChannels {named}; this provider uses {contract}")
+    voucher = _voucher(obj)
+    anchor, signature = _hex_field(obj, "anchor", 32), _hex_field(obj, "bookSignature", 65)
+    return TicketBook(voucher, anchor, signature)
+
+
+def _voucher(obj: dict[str, Any]) -> Voucher:
+    """The voucher in a JSON object with channelId, amount and signature. Raises RequestRefused(400)."""
     if type(obj["amount"]) not in (int, str):  # not a bool, a float or anything else
         raise RequestRefused(400, "voucher amount must be a decimal integer")
     try:
@@ -112,8 +119,7 @@ def parse_voucher_header(value: str, chain_id: int, contract: str) -> TicketBook
         raise RequestRefused(400, str(e)) from None
     if voucher.amount >= 2**256:
         raise RequestRefused(400, "voucher amount does not fit in uint256")
-    anchor, signature = _hex_field(obj, "anchor", 32), _hex_field(obj, "bookSignature", 65)
-    return TicketBook(voucher, anchor, signature)
+    return voucher
 
 
 def _hex_field(obj: dict[str, Any], name: str, size: int) -> bytes:
@@ -454,12 +460,7 @@ class InferenceService:
         chain_id, contract = self.channels.chain_id, self.channels.address
         if str(obj.get("chainId", chain_id)) != str(chain_id) or str(obj.get("contract", contract)).lower() != contract.lower():
             raise RequestRefused(400, f"the voucher is not for PaymentChannels {contract} on chain {chain_id}")
-        try:
-            voucher = Voucher.from_json(obj)
-        except InvalidInputError as e:
-            raise RequestRefused(400, str(e)) from None
-        if voucher.amount >= 2**256:
-            raise RequestRefused(400, "voucher amount does not fit in uint256")
+        voucher = _voucher(obj)
         digest = self.channels.domain.digest(voucher.channel_id, voucher.amount)
         return self.channels.close_out(voucher, self.channels.recover(digest, voucher.signature, "voucher"))
 
