@@ -3,8 +3,9 @@
 A scikit-learn LogisticRegression trained on the bundled breast_cancer dataset is registered in two ledgermind
 homes and served by two provider processes (``python -m ledgermind.inference.server``): one free (price 0: every
 answer still gets a signed receipt in the log), one paid through payment channels on the embedded chain (price 1
-wei per row; each request carries a ticket of a ticket book: a cumulative EIP-712 voucher signed for up to 64
-requests ahead and one link of the hash chain bound to it; 64 clients share 8 channels). A load generator in a
+wei per row; each request carries a ticket, one link of a hash chain bound to a cumulative EIP-712 voucher
+signed for up to 64 requests ahead, and the signed book itself until a request of the book is answered; 64
+clients share 8 channels). A load generator in a
 third process keeps 64 concurrent clients busy, each with its own keep-alive connection, and measures
 requests/s and latency percentiles. Each round starts both providers afresh (the paid one rebuilds its channel
 state from its log), warms both up untimed, then runs paid and unpaid back to back, in alternating order. The
@@ -85,7 +86,7 @@ class Connection:
 
 async def _load(url: str, model: str, clients: int, requests: int, spec: dict[str, Any] | None,
                 bodies: list[bytes]) -> dict[str, Any]:
-    from ledgermind.inference.client import PaidChannel
+    from ledgermind.inference.client import PaidChannel, Payment
 
     host, port = url.removeprefix("http://").split(":")
     channels = []
@@ -105,10 +106,10 @@ async def _load(url: str, model: str, clients: int, requests: int, spec: dict[st
     # to the provider. Each channel's tickets are those PaidChannel.pay would hand out, in order, and clients
     # sharing a channel take the next one when they send, exactly as pay() hands them out.
     sign_start = time.process_time()
-    queues: list[deque[dict[str, str]]] = []
+    queues: list[deque[Payment]] = []
     for c, channel in enumerate(channels):
         n = per_client * len(range(c, clients, len(channels)))
-        queues.append(deque(channel.pay(spec["price"]).headers for _ in range(n)))
+        queues.append(deque(channel.pay(spec["price"]) for _ in range(n)))
     sign_us = 1e6 * (time.process_time() - sign_start) / max(1, sum(len(q) for q in queues))
 
     async def run(i: int) -> None:
@@ -117,11 +118,14 @@ async def _load(url: str, model: str, clients: int, requests: int, spec: dict[st
         for k in range(per_client):
             n = (i * per_client + k) % len(bodies)
             t0 = time.perf_counter()
-            headers = queue.popleft() if queue is not None else {}
-            status, answer = await conn.post(path, bodies[n], headers)
+            payment = queue.popleft() if queue is not None else None
+            # as InferenceClient does: the book goes along until a request of it is answered
+            status, answer = await conn.post(path, bodies[n], payment.headers if payment is not None else {})
             latencies.append(time.perf_counter() - t0)
             if status != 200:
                 errors.append(f"{status} {answer[:200]!r}")
+            elif payment is not None:
+                payment.accepted()
             elif k == per_client - 1:
                 answers.append((n, answer))  # the last answer of each client is checked after the clock stops
 

@@ -40,7 +40,7 @@ from ledgermind.inference.receipts import verify_receipt
 from ledgermind.inference.server import ServerThread
 from ledgermind.inference.service import InferenceService, Offer
 from ledgermind.inference.signing import Signer, voucher_domain
-from ledgermind.inference.tickets import TicketBook, TicketChain
+from ledgermind.inference.tickets import TicketBook, TicketChain, TicketRef
 from ledgermind.market.eip712 import AccessRequest, Voucher
 
 X, Y = load_breast_cancer(return_X_y=True)
@@ -243,6 +243,41 @@ def refused(r: httpx.Response, status: int, words: str) -> str:
     return body["error"]
 
 
+def test_the_book_goes_along_until_a_request_of_it_is_answered(world):
+    sent: list[bool] = []  # whether each request carried the ticket book
+    http = httpx.Client(event_hooks={"request": [lambda r: sent.append("X-Ledgermind-Voucher" in r.headers)
+                                                 if r.url.path.endswith("/infer") else None]})
+    p = payer(world)
+    chan = p.open(world.service.provider, 10_000)
+    with InferenceClient([world.url], channels={world.service.provider: chan}, http=http) as client:
+        for i in range(7):  # books of 1, 2 and 4 tickets, one request at a time
+            client.infer(world.model.digest, X[i].tolist())
+        assert sent == [True, True, False, True, False, False, False]
+        # a provider that does not know a book the client takes as known (its state was lost) answers 409, and
+        # the client sends the ticket again with the book
+        stale = chan.pay(PRICE)  # the first ticket of a new book (8 tickets), never sent ...
+        stale.accepted()  # ... yet taken as known
+        sent.clear()
+        result = client.infer(world.model.digest, X[8].tolist())
+        assert sent == [False, True] and result.price == PRICE
+    http.close()
+    status = world.service.channels.status(chan.channel_id)
+    assert status["served"] == str(8 * PRICE)
+
+
+def test_settling_mid_book_keeps_the_books_prepaid_tickets(world):
+    chan = payer(world).open(world.service.provider, 10_000)
+    with InferenceClient([world.url], channels={world.service.provider: chan}) as client:
+        for i in range(4):  # books of 1, 2 and 4 tickets: the 4th request opens the last, voucher 7 prices
+            client.infer(world.model.digest, X[i].tolist())
+        world.service.settle(chan.channel_id)  # the provider redeems it, 3 of its tickets still unspent
+        assert world.channels.channel(chan.channel_id).paid == 7 * PRICE
+        for i in range(4):  # the rest of the settled book, then a new book above it
+            assert client.infer(world.model.digest, X[i].tolist()).price == PRICE
+    status = world.service.channels.status(chan.channel_id)
+    assert status["served"] == str(8 * PRICE) and status["best"] == str(15 * PRICE)
+
+
 def test_bad_payments_are_refused_and_no_money_moves(world):
     p = payer(world)
     chan = p.open(world.service.provider, 100)
@@ -255,7 +290,10 @@ def test_bad_payments_are_refused_and_no_money_moves(world):
     before = world.service.channels.status(chan.channel_id)
     signer, domain = Signer(p.account.key), voucher_domain(world.chain.chain_id, world.channels.address)
 
-    def post(header: str | None = None, ticket: str | None = "1:" + "00" * 32, **kw) -> httpx.Response:
+    def tk(index: int, link: bytes = bytes(32), amount: int = 30) -> str:
+        return TicketRef(chan.channel_id, amount, index, link).header()
+
+    def post(header: str | None = None, ticket: str | None = tk(1), **kw) -> httpx.Response:
         headers = {}
         if header is not None:
             headers["X-Ledgermind-Voucher"] = header
@@ -270,7 +308,7 @@ def test_bad_payments_are_refused_and_no_money_moves(world):
         d = voucher_domain(signed_chain_id or world.chain.chain_id, world.channels.address)
         b = TicketBook.sign(Signer(account.key) if account else signer, d, chan.channel_id, amount, links.anchor)
         header = {**orjson.loads(b.header(world.chain.chain_id, world.channels.address)), **fields}
-        return orjson.dumps(header).decode(), f"1:{links.links[1].hex()}"
+        return orjson.dumps(header).decode(), tk(1, links.links[1], amount)
 
     refused(post(ticket=None), 402, "payment required")
     refused(post("{not json"), 400, "not JSON")
@@ -279,8 +317,13 @@ def test_bad_payments_are_refused_and_no_money_moves(world):
     refused(post(orjson.dumps(Voucher(chan.channel_id, 30).to_json()).decode()), 400, "anchor, bookSignature")
     refused(post(*book(30, anchor="0x1234")), 400, "anchor must be 32 bytes")
     refused(post(book(30)[0], ticket=None), 402, "needs a X-Ledgermind-Ticket")
-    for bad in ("1", "x:" + "00" * 32, "0:" + "00" * 32, "1:" + "zz" * 32, "1:00"):
+    cid, zeros = chan.channel_id.hex(), "00" * 32
+    for bad in ("1", f"1:{zeros}", f"{cid}:30:x:{zeros}", f"{cid}:30:0:{zeros}", f"{cid}:30:1:{'zz' * 32}",
+                f"{cid}:30:1:00", f"{cid}:-3:1:{zeros}", f"{cid}:{2**256}:1:{zeros}", f"{'zz' * 32}:30:1:{zeros}",
+                f"{cid}:30:1:{zeros}:1"):
         refused(post(book(30)[0], ticket=bad), 400, "X-Ledgermind-Ticket")
+    refused(post(book(30)[0], ticket=tk(1, amount=40)), 400, "names voucher 40")
+    refused(post(None, tk(1)), 409, "unknown ticket book")  # a ticket alone, of a book never sent
     refused(post(*book(30, account=Account.create())), 401, "not by the channel")
     good = TicketBook.sign(signer, domain, chan.channel_id, 30, TicketChain(1).anchor)
     nobody = book(30, signature="0x" + "00" * 64 + "1b")[0]  # r = s = 0: recovers no key
@@ -289,12 +332,14 @@ def test_bad_payments_are_refused_and_no_money_moves(world):
               - int.from_bytes(good.signature[32:64], "big")).to_bytes(32, "big")
     malleated = good.signature[:32] + high_s + bytes([55 - good.signature[64]])
     refused(post(book(30, bookSignature="0x" + malleated.hex())[0]), 401, "malleable")
-    refused(post(first.headers["X-Ledgermind-Voucher"], first.headers["X-Ledgermind-Ticket"]), 409, "replayed ticket")
+    refused(post(first.with_book["X-Ledgermind-Voucher"], first.ticket), 409, "replayed ticket")
+    refused(post(None, first.ticket), 409, "replayed ticket")
     links = TicketChain(8)
     header, _ = book(30, links=links)
-    refused(post(header, f"2:{links.links[3].hex()}"), 401, "bad ticket")  # not link 2
-    refused(post(header, f"300:{links.links[1].hex()}"), 401, "bad ticket")  # too far ahead of a known link
-    refused(post(first.headers["X-Ledgermind-Voucher"], f"2:{'00' * 32}"), 401, "bad ticket")
+    refused(post(header, tk(2, links.links[3])), 401, "bad ticket")  # not link 2
+    refused(post(header, tk(300, links.links[1])), 401, "bad ticket")  # too far ahead of a known link
+    refused(post(first.with_book["X-Ledgermind-Voucher"], tk(2, amount=20)), 401, "bad ticket")
+    refused(post(None, tk(2, amount=20)), 401, "bad ticket")
     other, other_ticket = book(20)  # the amount of an accepted book, with another chain
     refused(post(other, other_ticket), 409, "another ticket book")
     refused(post(*book(15)), 402, "does not cover the requests served: served 20, voucher 15")
@@ -308,7 +353,7 @@ def test_bad_payments_are_refused_and_no_money_moves(world):
 
     world.service.settle(chan.channel_id)
     assert world.channels.channel(chan.channel_id).paid == 20
-    refused(post(first.headers["X-Ledgermind-Voucher"], f"2:{'00' * 32}"), 402, "not above what is already settled")
+    refused(post(None, tk(1, amount=10)), 409, "unknown ticket book")  # below what is settled: forgotten
     refused(post(*book(19)), 402, "not above what is already settled")
     assert paid(world, chan, row).status_code == 200  # the channel goes on: voucher 30
 

@@ -40,7 +40,7 @@ from ledgermind.inference.receipts import (
 )
 from ledgermind.inference.service import TICKET_HEADER, VOUCHER_HEADER, parse_voucher_header
 from ledgermind.inference.signing import Signer, VoucherDomain
-from ledgermind.inference.tickets import MAX_AHEAD, ChainCheck, TicketBook, TicketChain, parse_ticket
+from ledgermind.inference.tickets import MAX_AHEAD, ChainCheck, TicketBook, TicketChain, TicketRef, parse_ticket
 from ledgermind.market.eip712 import Voucher
 from ledgermind.statements import open_envelope, sign_envelope
 
@@ -279,18 +279,22 @@ def test_channel_id_matches_the_contract(contract):
 
 
 def spend(channels: ProviderChannels, payment: Payment, price: int | None = None) -> Ticket:
-    """What the provider does with a request's payment headers."""
-    book = parse_voucher_header(payment.headers[VOUCHER_HEADER], channels.chain_id, channels.address)
-    index, link = parse_ticket(payment.headers[TICKET_HEADER])
-    return channels.accept_sync(book, index, link, payment.price if price is None else price)
+    """What the provider does with a request's payment headers (the client sends the book until it is answered)."""
+    headers = payment.headers
+    book = headers.get(VOUCHER_HEADER)
+    ticket = channels.accept_sync(parse_ticket(headers[TICKET_HEADER]),
+                                  None if book is None else parse_voucher_header(book, channels.chain_id, channels.address),
+                                  payment.price if price is None else price)
+    payment.accepted()
+    return ticket
 
 
-def signed_book(account, chain, contract, cid: bytes, amount: int) -> tuple[TicketBook, int, bytes]:
-    """A one-ticket book for ``amount`` on channel ``cid``, signed by ``account``, and its ticket."""
+def signed_book(account, chain, contract, cid: bytes, amount: int) -> tuple[TicketRef, TicketBook]:
+    """The ticket of a one-ticket book for ``amount`` on channel ``cid``, and the book, signed by ``account``."""
     links = TicketChain(1)
     book = TicketBook.sign(Signer(account.key), VoucherDomain(chain.chain_id, contract.address), cid, amount,
                            links.anchor)
-    return book, 1, links.links[1]
+    return TicketRef(cid, amount, 1, links.links[1]), book
 
 
 def test_tickets_in_any_order_are_accepted_and_never_underpay(chain, contract):
@@ -332,15 +336,22 @@ def test_a_book_pays_ahead_and_its_tickets_arrive_in_any_order(chain, contract):
     assert status["served"] == str(3 * len(payments)) == str(channel.committed)
     assert status["best"] == str(channel.issued) and channel.issued == channel.committed  # the last book is spent
     # a forged link, an index too far ahead, a link spent twice
-    nxt = channel.pay(3)
-    index = int(nxt.headers[TICKET_HEADER].split(":")[0])
-    forged = Payment({**nxt.headers, TICKET_HEADER: f"{index}:{os.urandom(32).hex()}"}, nxt.amount, 3, index)
-    with pytest.raises(PaymentRefused, match="bad ticket") as e:
-        spend(book, forged)
-    assert e.value.status == 401
+    nxt = channel.pay(3)  # the first ticket of a new book, sent with the book
     spend(book, nxt)
     with pytest.raises(PaymentRefused, match="replayed ticket"):
         spend(book, nxt)
+    following = channel.pay(3)
+    assert VOUCHER_HEADER not in following.headers  # a book answered before: the ticket alone pays
+    forged = parse_ticket(following.ticket)._replace(link=os.urandom(32))
+    with pytest.raises(PaymentRefused, match="bad ticket") as e:
+        book.accept_sync(forged, None, 3)
+    assert e.value.status == 401
+    spend(book, following)
+    for unseen in (TicketRef(channel.channel_id, 10**5, 1, os.urandom(32)),  # a book this provider never saw
+                   TicketRef(os.urandom(32), 5, 1, os.urandom(32))):  # on a channel never seen
+        with pytest.raises(PaymentRefused, match="unknown ticket book") as e:
+            book.accept_sync(unseen, None, 3)
+        assert e.value.status == 409
     chain_ = TicketChain(MAX_AHEAD + 2)
     check = ChainCheck(chain_.anchor)
     assert not check.valid(MAX_AHEAD + 1, chain_.links[MAX_AHEAD + 1])  # beyond the walk: refused, cheaply

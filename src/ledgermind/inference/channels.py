@@ -12,9 +12,12 @@ request priced ``price`` with ticket ``i`` of book ``b`` (voucher ``v``) is acce
 
 1. the channel pays this provider in the token it charges (402), is not closed (410), has not expired (410),
    and does not expire within ``margin`` seconds, the time the provider keeps to settle (402);
-2. ``v.amount <= deposit`` (402) and ``v.amount > paid`` on chain (402);
+2. ``v.amount <= deposit`` (402) and ``v.amount > paid`` on chain (402), or ``v.amount == paid`` for a book
+   already accepted (the provider settled its voucher: the tickets it paid ahead stay good);
 3. if ``v.amount`` has a book already, ``b`` is that book (409); if not, the voucher's and the book's EIP-712
-   signatures both recover the channel's sender (401);
+   signatures both recover the channel's sender (401). A ticket may come without its book once the provider
+   has accepted the book (the payer sends it until a request of the book is answered); otherwise 409
+   "unknown ticket book", and the payer sends it again with the book;
 4. ticket ``i`` was not spent (409 "replayed ticket") and is a link of the book's chain (401);
 5. ``max(best, v.amount) >= served + price`` (402 "voucher does not cover the requests served").
 
@@ -52,7 +55,7 @@ from ledgermind.inference import recovery
 from ledgermind.inference.errors import PaymentRefused, RequestRefused
 from ledgermind.inference.receipts import ReceiptRecord, VoucherRef, book_fields, voucher_field
 from ledgermind.inference.signing import voucher_domain
-from ledgermind.inference.tickets import MAX_AHEAD, ChainCheck, TicketBook
+from ledgermind.inference.tickets import MAX_AHEAD, ChainCheck, TicketBook, TicketRef
 from ledgermind.market.eip712 import Voucher
 from ledgermind.statements.dsse import checksum_address, keccak
 
@@ -323,8 +326,8 @@ class ProviderChannels:
         st.info, st.sender, st.read_at = info, bytes.fromhex(info.sender[2:]), time.monotonic()
         if info.exists and info.channel_id not in self._channels:
             self._channels[info.channel_id] = self._unknown.pop(info.channel_id, st)
-        if info.paid:  # books at or below what is settled can never be spent again: forget them
-            st.books = {a: b for a, b in st.books.items() if a > info.paid}
+        if info.paid:  # books below what is settled can never be spent again: forget them
+            st.books = {a: b for a, b in st.books.items() if a >= info.paid}
 
     def refresh(self, cid: bytes) -> ChannelInfo:
         """Read channel ``cid`` from the chain now (blocking). Raises RequestRefused(503) if the chain fails."""
@@ -397,72 +400,89 @@ class ProviderChannels:
         v = book.voucher
         return self.domain.digest(v.channel_id, v.amount), self.domain.book_digest(v.channel_id, v.amount, book.anchor)
 
-    def accept_known(self, book: TicketBook, index: int, link: bytes, price: int) -> Ticket | None:
+    def accept_known(self, ticket: TicketRef, book: TicketBook | None, price: int) -> Ticket | None:
         """``accept`` without awaiting, for a ticket of a book already accepted on a channel whose chain facts
         are fresh enough (the usual case; None otherwise: then ``accept``). Raises RequestRefused."""
-        st = self._channels.get(book.voucher.channel_id)
+        st = self._channels.get(ticket.channel_id)
         if st is None or st.info is None:
             return None
-        known = st.books.get(book.voucher.amount)
-        if known is None or known.anchor != book.anchor:
+        known = st.books.get(ticket.amount)
+        if known is None or (book is not None and known.anchor != book.anchor):
             return None
         try:
-            return self._decide(book.voucher.channel_id, book, index, link, None, price, may_reread=True)
+            return self._decide(ticket, book, None, price, may_reread=True)
         except _Reread:
             return None
 
-    async def accept(self, book: TicketBook, index: int, link: bytes, price: int) -> Ticket:
-        """Accept ticket ``(index, link)`` of ``book`` as payment of ``price``, or raise RequestRefused with the
-        HTTP status and reason.
+    async def accept(self, ticket: TicketRef, book: TicketBook | None, price: int) -> Ticket:
+        """Accept ``ticket`` as payment of ``price``, or raise RequestRefused with the HTTP status and reason.
+        ``book`` is the ticket book it spends (its channel and amount are the ticket's), or None if the payer
+        takes it that this provider knows the book already (409 if it does not: send the book).
 
         The book's two signatures are recovered the first time it is seen (on the caller's thread: ~120 us once
         per book; later tickets of it cost a hash). Reads the chain (in a worker thread) only for a channel not
         seen before, or when the cached facts may be stale for this decision (see the module docstring)."""
-        cid = book.voucher.channel_id
+        cid = ticket.channel_id
+        if book is None and not self._knows(ticket):
+            raise self._unknown_book(ticket)
         st = self._state(cid)
         if st.info is None or (not st.info.exists and self._stale(st)):
             await self.refresh_async(cid)
-        signers = self._signers(st, book)
+        signers = self._signers(st, ticket.amount, book)
         try:
-            return self._decide(cid, book, index, link, signers, price, may_reread=True)
+            return self._decide(ticket, book, signers, price, may_reread=True)
         except _Reread:
             await self.refresh_async(cid)
-            return self._decide(cid, book, index, link, signers, price, may_reread=False)
+            return self._decide(ticket, book, signers, price, may_reread=False)
 
-    def _signers(self, st: _State, book: TicketBook) -> list[bytes] | None:
-        """The recovered signers of ``book``'s voucher and book, or None if the book is known. Raises
-        PaymentRefused(401)."""
-        known = st.books.get(book.voucher.amount)
+    def _signers(self, st: _State, amount: int, book: TicketBook | None) -> list[bytes] | None:
+        """The recovered signers of ``book``'s voucher and book, or None if there is no book or it is known.
+        Raises PaymentRefused(401)."""
+        if book is None:
+            return None
+        known = st.books.get(amount)
         if known is not None and known.anchor == book.anchor:
             return None
         voucher_digest, book_digest = self._digests(book)
         return [self.recover(voucher_digest, book.voucher.signature, "voucher"),
                 self.recover(book_digest, book.signature, "ticket book")]
 
-    def accept_sync(self, book: TicketBook, index: int, link: bytes, price: int) -> Ticket:
+    def accept_sync(self, ticket: TicketRef, book: TicketBook | None, price: int) -> Ticket:
         """``accept`` for callers without an event loop (reads the chain in this thread)."""
-        cid = book.voucher.channel_id
+        cid = ticket.channel_id
+        if book is None and not self._knows(ticket):
+            raise self._unknown_book(ticket)
         st = self._state(cid)
         if st.info is None or (not st.info.exists and self._stale(st)):
             self.refresh(cid)
-        signers = self._signers(st, book)
+        signers = self._signers(st, ticket.amount, book)
         try:
-            return self._decide(cid, book, index, link, signers, price, may_reread=True)
+            return self._decide(ticket, book, signers, price, may_reread=True)
         except _Reread:
             self.refresh(cid)
-            return self._decide(cid, book, index, link, signers, price, may_reread=False)
+            return self._decide(ticket, book, signers, price, may_reread=False)
+
+    def _knows(self, ticket: TicketRef) -> bool:
+        """Whether the book ``ticket`` names was accepted (without making state for an unknown channel)."""
+        st = self._channels.get(ticket.channel_id)
+        return st is not None and ticket.amount in st.books
+
+    @staticmethod
+    def _unknown_book(ticket: TicketRef) -> PaymentRefused:
+        return PaymentRefused(409, f"unknown ticket book: voucher {ticket.amount} on {_name(ticket.channel_id)} is "
+                                   f"not known to this provider: send the book with the ticket")
 
     def _stale(self, st: _State) -> bool:
         return time.monotonic() - st.read_at >= self.refresh_interval
 
-    def _decide(self, cid: bytes, book: TicketBook, index: int, link: bytes, signers: list[bytes] | None,
-                price: int, may_reread: bool) -> Ticket:
-        """The rules of the module docstring for ticket ``index`` of ``book``; ``signers`` are the recovered
-        20-byte signers of its voucher and book when the book was not known.
+    def _decide(self, ticket: TicketRef, book: TicketBook | None, signers: list[bytes] | None, price: int,
+                may_reread: bool) -> Ticket:
+        """The rules of the module docstring for ``ticket`` of ``book`` (None: a book accepted before);
+        ``signers`` are the recovered 20-byte signers of its voucher and book when the book was not known.
 
         Raises PaymentRefused, or _Reread (only if ``may_reread``) when stale chain facts might be why it fails."""
         now = self.now()
-        v = book.voucher
+        cid, amount, index = ticket.channel_id, ticket.amount, ticket.index
         with self._lock:
             st = self._state(cid)
             info = st.info
@@ -483,48 +503,51 @@ class ProviderChannels:
                     raise PaymentRefused(410, f"{_name(cid)} expired at {info.expiry} (now {int(now)})")
                 raise PaymentRefused(402, f"{_name(cid)} expires in {int(info.expiry - now)} s, within the provider's "
                                           f"{int(self.margin)} s settlement margin: extend it or open a new one")
-            if v.amount > info.deposit:
+            if amount > info.deposit:
                 if may_reread and self._stale(st):
                     raise _Reread
-                raise PaymentRefused(402, f"voucher {v.amount} is above the {_name(cid)} deposit {info.deposit}: "
+                raise PaymentRefused(402, f"voucher {amount} is above the {_name(cid)} deposit {info.deposit}: "
                                           f"top it up")
-            if v.amount <= info.paid:
+            known = st.books.get(amount)
+            # the book whose voucher was settled keeps its prepaid tickets (rule 5 still bounds them)
+            if amount < info.paid or (amount == info.paid and known is None):
                 raise PaymentRefused(402, f"voucher not above what is already settled: settled {info.paid}, "
-                                          f"voucher {v.amount}")
-            known = st.books.get(v.amount)
-            if known is not None and known.anchor != book.anchor:
-                raise PaymentRefused(409, f"voucher {v.amount} on {_name(cid)} was already used with another ticket "
+                                          f"voucher {amount}")
+            if known is not None and book is not None and known.anchor != book.anchor:
+                raise PaymentRefused(409, f"voucher {amount} on {_name(cid)} was already used with another ticket "
                                           f"book: sign a voucher for a new amount")
             if known is None:
-                if signers is None:  # the book was known when the request arrived, and forgotten since: retry
-                    raise PaymentRefused(409, f"ticket book of voucher {v.amount} on {_name(cid)} is no longer "
-                                              f"accepted: sign a voucher for a new amount")
+                if book is None or signers is None:  # not sent, or known on arrival and forgotten since
+                    raise self._unknown_book(ticket)
                 for signer, what in zip(signers, ("voucher", "ticket book")):
                     if signer != st.sender:
                         raise PaymentRefused(401, f"{what} signed by {checksum_address(signer)}, not by the "
                                                   f"{_name(cid)} sender {info.sender}")
-            target = known or _Book(book.anchor, v.signature, book.signature, ChainCheck(book.anchor),
-                                    voucher_field(self.chain_id, self.address, cid, v.amount))
+                target = _Book(book.anchor, book.voucher.signature, book.signature, ChainCheck(book.anchor),
+                               voucher_field(self.chain_id, self.address, cid, amount))
+            else:
+                target = known
             chain = target.chain
             if index in chain.used:
-                raise PaymentRefused(409, f"replayed ticket: ticket {index} of voucher {v.amount} was already used "
+                raise PaymentRefused(409, f"replayed ticket: ticket {index} of voucher {amount} was already used "
                                           f"on {_name(cid)}")
-            if not chain.valid(index, link):
+            if not chain.valid(index, ticket.link):
                 raise PaymentRefused(401, f"bad ticket: {index} is not a link of the ticket book's chain within "
                                           f"{MAX_AHEAD} hashes of one already seen")
-            if max(st.best, v.amount) < st.served + price:
+            if max(st.best, amount) < st.served + price:
                 raise PaymentRefused(402, f"voucher does not cover the requests served: served {st.served}, "
-                                          f"voucher {v.amount}, this request {price}")
+                                          f"voucher {amount}, this request {price}")
             if known is None:
-                st.books[v.amount] = target
-                if v.amount > st.best:
-                    st.best, st.best_signature = v.amount, v.signature
+                st.books[amount] = target
+                if amount > st.best:
+                    st.best, st.best_signature = amount, target.signature
             st.served += price
             chain.used.add(index)
             if target.recorded:
-                return Ticket(cid, v.amount, price, index, f"{target.prefix}{index}", target, False)
-            return Ticket(cid, v.amount, price, index,
-                          f"{target.prefix}{index}{book_fields(v.signature, book.anchor, book.signature)}", target, True)
+                return Ticket(cid, amount, price, index, f"{target.prefix}{index}", target, False)
+            return Ticket(cid, amount, price, index,
+                          f"{target.prefix}{index}{book_fields(target.signature, target.anchor, target.book_signature)}",
+                          target, True)
 
     def recorded(self, ticket: Ticket) -> None:
         """The receipt of ``ticket`` is durable: if it recorded the book in full, later receipts may refer to it."""

@@ -33,7 +33,7 @@ from ledgermind.inference.errors import AllProvidersFailed, ProviderError, Reque
 from ledgermind.inference.receipts import check_receipt
 from ledgermind.inference.service import ACCESS_HEADER, TICKET_HEADER, VOUCHER_HEADER
 from ledgermind.inference.signing import Signer, voucher_domain
-from ledgermind.inference.tickets import MAX_AHEAD, TicketBook, TicketChain
+from ledgermind.inference.tickets import MAX_AHEAD, TicketBook, TicketChain, TicketRef
 from ledgermind.market.eip712 import AccessRequest, Voucher
 from ledgermind.statements import SignedStatement
 
@@ -45,22 +45,41 @@ DEFAULT_DURATION = 24 * 3600
 
 
 @dataclass(slots=True)
-class Payment:
-    """What pays one request: the headers to send, and what ``release`` needs if the request is refused unpaid."""
-
-    headers: dict[str, str]
-    amount: int  # the voucher's (cumulative)
-    price: int
-    index: int  # the ticket's
-
-
-@dataclass(slots=True)
 class _Book:
     amount: int
     chain: TicketChain
     header: str
     previous: int  # the highest amount signed before this book
     next: int = 1
+    known: bool = False  # the provider answered a request of it, so it knows the book
+
+
+@dataclass(slots=True)
+class Payment:
+    """What pays one request: its ticket, the book it spends, and what ``release`` needs if the request is
+    refused unpaid."""
+
+    ticket: str  # the X-Ledgermind-Ticket header
+    book: _Book
+    amount: int  # the voucher's (cumulative)
+    price: int
+    index: int  # the ticket's
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """The headers to send: the ticket, and the book until the provider is known to have it (``accepted``)."""
+        if self.book.known:
+            return {TICKET_HEADER: self.ticket}
+        return self.with_book
+
+    @property
+    def with_book(self) -> dict[str, str]:
+        """The ticket and its book (what to send again when a provider says it does not know the book)."""
+        return {VOUCHER_HEADER: self.book.header, TICKET_HEADER: self.ticket}
+
+    def accepted(self) -> None:
+        """The provider answered the request this paid: it knows the book, later tickets of it go without it."""
+        self.book.known = True
 
 
 class PaidChannel:
@@ -115,8 +134,8 @@ class PaidChannel:
             index = book.next
             book.next += 1
             self.committed += price
-        return Payment({VOUCHER_HEADER: book.header, TICKET_HEADER: f"{index}:{book.chain.links[index].hex()}"},
-                       book.amount, price, index)
+        ticket = TicketRef(self.channel_id, book.amount, index, book.chain.links[index]).header()
+        return Payment(ticket, book, book.amount, price, index)
 
     def _new_book(self, price: int) -> _Book:
         """Sign a book for ``self._size`` requests at ``price`` (caller holds the lock)."""
@@ -383,13 +402,19 @@ class InferenceClient:
             self._endpoints[terms["provider"].lower()] = provider.endpoint
             payment = channel.pay(price)
             headers.update(payment.headers)
-        r = self._request("POST", f"{provider.endpoint}/v1/models/{model}/infer", content=body, headers=headers)
+        url = f"{provider.endpoint}/v1/models/{model}/infer"
+        r = self._request("POST", url, content=body, headers=headers)
+        if payment is not None and r.status_code == 409 and VOUCHER_HEADER not in headers:
+            headers.update(payment.with_book)  # the provider does not know the book (restarted, or forgot it)
+            r = self._request("POST", url, content=body, headers=headers)
         if r.status_code in _INPUT_ERRORS:
             if channel is not None and payment is not None:
                 channel.release(payment)  # refused before payment: the amount was not taken
             raise RequestRefused(r.status_code, _reason(r))
         if r.status_code != 200:
             raise ProviderError(f"HTTP {r.status_code}: {_reason(r)}")
+        if payment is not None:
+            payment.accepted()
         try:
             answer = r.json()
             outputs, receipt = answer["outputs"], answer["receipt"]

@@ -6,9 +6,11 @@ a 5xx; 503 means the provider could not record or check something and nothing wa
     GET  /healthz                         {"ok": true, "provider": ..., "logSize": ...}
     GET  /v1/models                       the models served, with their terms
     GET  /v1/models/{model_id}            terms: price, token, chainId, channels contract, provider, model digest
-    POST /v1/models/{model_id}/infer      body {"inputs": [...]}; headers X-Ledgermind-Voucher (a ticket book:
-                                          voucher JSON with anchor and bookSignature) and X-Ledgermind-Ticket
-                                          ("<index>:<link>"), or X-Ledgermind-Access (an access request JSON); answers
+    POST /v1/models/{model_id}/infer      body {"inputs": [...]}; headers X-Ledgermind-Ticket
+                                          ("<channel id>:<voucher amount>:<index>:<link>") with, until the provider
+                                          has answered a request of its book, X-Ledgermind-Voucher (the ticket book:
+                                          voucher JSON with anchor and bookSignature); or X-Ledgermind-Access (an
+                                          access request JSON); answers
                                           {"model", "outputs", "price", "receipt": {"logIndex", "envelope"}} (the
                                           receipt's channel field names the voucher and ticket that paid)
     POST /v1/channels/close               body: a voucher for exactly what the payer sent through a channel that

@@ -32,7 +32,7 @@ from ledgermind.inference.digests import json_digest
 from ledgermind.inference.errors import PaymentRefused, RequestRefused
 from ledgermind.inference.receipts import AccessRef, ReceiptFactory, ReceiptLog, provider_receipts
 from ledgermind.inference.signing import Signer
-from ledgermind.inference.tickets import TicketBook, parse_ticket
+from ledgermind.inference.tickets import TicketBook, TicketRef, parse_ticket
 from ledgermind.log.store import LogStore
 from ledgermind.market.eip712 import AccessRequest, Voucher
 
@@ -370,18 +370,19 @@ class InferenceService:
         paid: Ticket | None = None
         channel: str | None = None
         if offer.price > 0:
-            if voucher is not None:
-                book, index, link = self._payment(voucher, ticket)
-                paid = self.channels.accept_known(book, index, link, price)  # type: ignore[union-attr]
+            if ticket is not None or voucher is not None:
+                ref, book = self._payment(voucher, ticket)
+                paid = self.channels.accept_known(ref, book, price)  # type: ignore[union-attr]
                 if paid is None:  # a new book, a new channel, or chain facts to re-read
-                    paid = await self.channels.accept(book, index, link, price)  # type: ignore[union-attr]
+                    paid = await self.channels.accept(ref, book, price)  # type: ignore[union-attr]
                 channel = paid.channel
             elif access is not None:
                 channel = (await self._access(access, model.digest)).to_field()
                 price = 0  # holders paid for the token or licence
             else:
-                raise PaymentRefused(402, f"payment required: send {VOUCHER_HEADER} and {TICKET_HEADER} headers (a "
-                                          f"ticket book on a payment channel to {self.provider}) or {ACCESS_HEADER}; "
+                raise PaymentRefused(402, f"payment required: send {TICKET_HEADER} and {VOUCHER_HEADER} headers (a "
+                                          f"ticket of a ticket book on a payment channel to {self.provider}) or "
+                                          f"{ACCESS_HEADER}; "
                                           f"see GET /v1/models/{model.digest}")
         # shielded: once paid, a request completes (receipt and all) even if its client goes away meanwhile
         return await asyncio.shield(self._serve(model, inputs, x, price, channel, paid))
@@ -414,24 +415,31 @@ class InferenceService:
                                   "receipt": {"logIndex": index, "envelope": orjson.Fragment(entry)}}
         return orjson.dumps(answer)
 
-    def _payment(self, header: str, ticket: str | None) -> tuple[TicketBook, int, bytes]:
-        """The ticket book and the ticket a paid request carries. Raises RequestRefused."""
+    def _payment(self, header: str | None, ticket: str | None) -> tuple[TicketRef, TicketBook | None]:
+        """The ticket a paid request carries, and the ticket book it spends if the request carries that too.
+        Raises RequestRefused."""
         if self.channels is None:
-            raise PaymentRefused(402, "this provider takes no payment-channel vouchers")
+            raise PaymentRefused(402, "this provider takes no payment-channel tickets")
+        if ticket is None:
+            raise PaymentRefused(402, f"{VOUCHER_HEADER} needs a {TICKET_HEADER} header: '<channel id>:<voucher "
+                                      f"amount>:<index>:<link>', a link of the ticket book's hash chain")
+        try:
+            ref = parse_ticket(ticket)
+        except ValueError as e:
+            raise RequestRefused(400, f"{TICKET_HEADER}: {e}") from None
+        if header is None:
+            return ref, None
         book = self._books.get(header)
         if book is None:
             book = parse_voucher_header(header, self.channels.chain_id, self.channels.address)
             if len(self._books) >= _PARSED_CACHE:
                 self._books.clear()
             self._books[header] = book
-        if ticket is None:
-            raise PaymentRefused(402, f"{VOUCHER_HEADER} needs a {TICKET_HEADER} header: '<index>:<link>' of the "
-                                      f"ticket book's hash chain")
-        try:
-            index, link = parse_ticket(ticket)
-        except ValueError as e:
-            raise RequestRefused(400, f"{TICKET_HEADER}: {e}") from None
-        return book, index, link
+        if book.voucher.channel_id != ref.channel_id or book.voucher.amount != ref.amount:
+            raise RequestRefused(400, f"{TICKET_HEADER} names voucher {ref.amount} on channel "
+                                      f"0x{ref.channel_id.hex()[:16]}, {VOUCHER_HEADER} is voucher "
+                                      f"{book.voucher.amount} on channel 0x{book.voucher.channel_id.hex()[:16]}")
+        return ref, book
 
     async def _access(self, header: str, digest: str) -> AccessRef:
         if self.access is None or self.access_contract is None or self.access_chain_id is None:
