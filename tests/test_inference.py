@@ -191,6 +191,7 @@ def test_64_concurrent_clients_on_shared_channels_then_settle(world):
                     if r.status_code != 200:
                         failures.append(f"{r.status_code} {r.text}")
                     else:
+                        payment.accepted()  # later tickets of the book go without it, as InferenceClient sends them
                         prices[channel.channel_id] += int(r.json()["price"])
 
     with ThreadPoolExecutor(64) as pool:
@@ -198,7 +199,7 @@ def test_64_concurrent_clients_on_shared_channels_then_settle(world):
     assert failures == []
     for c in chans:  # every ticket sent paid for one answer
         assert world.service.channels.status(c.channel_id)["served"] == str(prices[c.channel_id]) == str(c.committed)
-        assert prices[c.channel_id] < c.issued <= prices[c.channel_id] + 64 * 3 * PRICE  # the last book paid ahead
+        assert prices[c.channel_id] < c.issued <= prices[c.channel_id] + c.max_tickets * 3 * PRICE  # the last book paid ahead
         closing = c.close_out()
         assert closing is not None and closing.amount == prices[c.channel_id]
         body = {**closing.to_json(), "chainId": world.chain.chain_id, "contract": world.channels.address}
@@ -318,9 +319,9 @@ def test_bad_payments_are_refused_and_no_money_moves(world):
     refused(post(*book(30, anchor="0x1234")), 400, "anchor must be 32 bytes")
     refused(post(book(30)[0], ticket=None), 402, "needs a X-Ledgermind-Ticket")
     cid, zeros = chan.channel_id.hex(), "00" * 32
-    for bad in ("1", f"1:{zeros}", f"{cid}:30:x:{zeros}", f"{cid}:30:0:{zeros}", f"{cid}:30:1:{'zz' * 32}",
-                f"{cid}:30:1:00", f"{cid}:-3:1:{zeros}", f"{cid}:{2**256}:1:{zeros}", f"{'zz' * 32}:30:1:{zeros}",
-                f"{cid}:30:1:{zeros}:1"):
+    for bad in ("1", f"1:{zeros}", f"{cid}{zeros}:30:x", f"{cid}{zeros}:30:0", f"{cid}{'zz' * 32}:30:1",
+                f"{cid}00:30:1", f"{cid}{zeros}:-3:1", f"{cid}{zeros}:{2**256}:1", f"{'zz' * 32}{zeros}:30:1",
+                f"{cid}{zeros}:30:1:1", f"{cid}{zeros}:30", f"{cid}{zeros[:-4]} 0 0:30:1", f"{cid}:30:1:{zeros}"):
         refused(post(book(30)[0], ticket=bad), 400, "X-Ledgermind-Ticket")
     refused(post(book(30)[0], ticket=tk(1, amount=40)), 400, "names voucher 40")
     refused(post(None, tk(1)), 409, "unknown ticket book")  # a ticket alone, of a book never sent

@@ -297,6 +297,23 @@ def signed_book(account, chain, contract, cid: bytes, amount: int) -> tuple[Tick
     return TicketRef(cid, amount, 1, links.links[1]), book
 
 
+@given(st.binary(min_size=32, max_size=32), st.integers(0, 2**256 - 1), st.integers(1, 2**32),
+       st.binary(min_size=32, max_size=32))
+def test_ticket_headers_round_trip(cid, amount, index, link):
+    ref = TicketRef(cid, amount, index, link)
+    assert parse_ticket(ref.header()) == ref
+
+
+@given(st.text(max_size=300))
+def test_ticket_header_parser_refuses_with_a_reason(value):
+    try:
+        ref = parse_ticket(value)
+    except ValueError as e:
+        assert str(e).startswith("ticket ")
+    else:
+        assert parse_ticket(ref.header()) == ref and len(ref.channel_id) == len(ref.link) == 32
+
+
 def test_tickets_in_any_order_are_accepted_and_never_underpay(chain, contract):
     provider, payer = Account.create(), Payer(Account.create(), contract)
     channel = payer.open(provider.address, 10_000)
@@ -326,6 +343,7 @@ def test_tickets_in_any_order_are_accepted_and_never_underpay(chain, contract):
 def test_a_book_pays_ahead_and_its_tickets_arrive_in_any_order(chain, contract):
     provider, payer = Account.create(), Payer(Account.create(), contract)
     channel = payer.open(provider.address, 10**6)
+    channel.max_tickets = 64
     book = ProviderChannels(contract, provider.address)
     payments = [channel.pay(3) for _ in range(1 + 2 + 4 + 8 + 16 + 32 + 64 + 64)]  # books double up to 64 tickets
     assert [p.amount for p in payments[:3]] == [3, 9, 9] and {p.index for p in payments[-64:]} == set(range(1, 65))
@@ -433,7 +451,7 @@ def test_paid_channel_hands_out_distinct_tickets_across_threads(contract):
     for amount in {a for a, _ in tickets}:  # each book's tickets are 1..n, all handed out but the last book's
         used = sorted(i for a, i in tickets if a == amount)
         assert used == list(range(1, len(used) + 1))
-    assert 2400 <= channel.issued <= 2400 + 64 * 3
+    assert 2400 <= channel.issued <= 2400 + channel.max_tickets * 3
     with pytest.raises(InvalidInputError, match="top it up"):
         channel.pay(10**6)
     with pytest.raises(InvalidInputError, match="max_tickets must be 1..256"):

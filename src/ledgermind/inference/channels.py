@@ -217,6 +217,13 @@ class _Book:
     prefix: str  # of its receipts' channel field (see receipts.voucher_field)
     recorded: bool = False
 
+    def spend(self, cid: bytes, amount: int, price: int, index: int) -> Ticket:
+        """The accepted request of ticket ``index``, with its receipt's channel field."""
+        if self.recorded:
+            return Ticket(cid, amount, price, index, f"{self.prefix}{index}", self, False)
+        return Ticket(cid, amount, price, index,
+                      f"{self.prefix}{index}{book_fields(self.signature, self.anchor, self.book_signature)}", self, True)
+
 
 @dataclass
 class _State:
@@ -228,6 +235,10 @@ class _State:
     best_signature: bytes = b""
     books: dict[int, _Book] = field(default_factory=dict)  # voucher amount -> its ticket book
     closing: Voucher | None = None  # the payer's voucher for exactly what it sent (see close_out)
+    # from ``info``, for ``accept_known``: the channel pays this provider in its token and is open; and the
+    # time from which it is too close to expiry
+    usable: bool = False
+    until: float = float("-inf")
 
 
 @dataclass(slots=True)  # not frozen: one is built per paid request, and a frozen dataclass takes 4x longer to build
@@ -324,6 +335,9 @@ class ProviderChannels:
         """Record freshly read chain facts (caller holds the lock)."""
         st = self._state(info.channel_id)
         st.info, st.sender, st.read_at = info, bytes.fromhex(info.sender[2:]), time.monotonic()
+        st.usable = (info.exists and info.recipient == self.provider and info.token == self.token
+                     and not info.closed)
+        st.until = info.expiry - self.margin
         if info.exists and info.channel_id not in self._channels:
             self._channels[info.channel_id] = self._unknown.pop(info.channel_id, st)
         if info.paid:  # books below what is settled can never be spent again: forget them
@@ -401,18 +415,28 @@ class ProviderChannels:
         return self.domain.digest(v.channel_id, v.amount), self.domain.book_digest(v.channel_id, v.amount, book.anchor)
 
     def accept_known(self, ticket: TicketRef, book: TicketBook | None, price: int) -> Ticket | None:
-        """``accept`` without awaiting, for a ticket of a book already accepted on a channel whose chain facts
-        are fresh enough (the usual case; None otherwise: then ``accept``). Raises RequestRefused."""
-        st = self._channels.get(ticket.channel_id)
-        if st is None or st.info is None:
+        """``accept``'s fast path, without awaiting: a ticket of a book accepted before, on a channel whose
+        cached facts allow it, that passes every rule. None in every other case, refusals included: then
+        ``accept`` decides, and says why. (Most paid requests end here: it checks what ``_decide`` checks, in
+        fewer steps.) Raises nothing."""
+        cid, amount, index, link = ticket
+        st = self._channels.get(cid)
+        if st is None or not st.usable:
             return None
-        known = st.books.get(ticket.amount)
-        if known is None or (book is not None and known.anchor != book.anchor):
+        known = st.books.get(amount)
+        if (known is None or (book is not None and known.anchor != book.anchor)
+                or self.clock() + self._offset >= st.until):
             return None
-        try:
-            return self._decide(ticket, book, None, price, may_reread=True)
-        except _Reread:
+        info = st.info
+        if amount > info.deposit or amount < info.paid:  # type: ignore[union-attr]  # usable: info is set
             return None
+        chain = known.chain
+        with self._lock:
+            if index in chain.used or not chain.valid(index, link) or max(st.best, amount) < st.served + price:
+                return None
+            st.served += price
+            chain.used.add(index)
+        return known.spend(cid, amount, price, index)
 
     async def accept(self, ticket: TicketRef, book: TicketBook | None, price: int) -> Ticket:
         """Accept ``ticket`` as payment of ``price``, or raise RequestRefused with the HTTP status and reason.
@@ -543,11 +567,7 @@ class ProviderChannels:
                     st.best, st.best_signature = amount, target.signature
             st.served += price
             chain.used.add(index)
-            if target.recorded:
-                return Ticket(cid, amount, price, index, f"{target.prefix}{index}", target, False)
-            return Ticket(cid, amount, price, index,
-                          f"{target.prefix}{index}{book_fields(target.signature, target.anchor, target.book_signature)}",
-                          target, True)
+            return target.spend(cid, amount, price, index)
 
     def recorded(self, ticket: Ticket) -> None:
         """The receipt of ``ticket`` is durable: if it recorded the book in full, later receipts may refer to it."""

@@ -93,7 +93,7 @@ class PaidChannel:
 
     def __init__(self, channel_id: bytes, *, key: bytes, chain_id: int, contract: str, recipient: str,
                  deposit: int, token: str = ZERO_ADDRESS, expiry: int = 0, issued: int = 0,
-                 max_tickets: int = 64) -> None:
+                 max_tickets: int = MAX_AHEAD) -> None:
         self.channel_id = channel_id
         self.chain_id = chain_id
         self.contract = contract

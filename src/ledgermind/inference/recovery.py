@@ -1,7 +1,7 @@
 """Recovering the signer of a voucher or a ticket book: secp256k1 public-key recovery over its EIP-712 digest.
 
 One recovery costs ~60 us here. A provider does it twice per ticket book (voucher and book), on the event loop:
-with books of up to 64 tickets that is ~2 us per request, less than handing signatures to a worker (a thread
+with books of up to 256 tickets that is under 1 us per request, less than handing signatures to a worker (a thread
 waits for the GIL that coincurve's calls give up; a child process costs a pipe round trip and makes the
 requests of a new book arrive late, splitting the receipt log's group commits).
 """

@@ -7,7 +7,7 @@ a 5xx; 503 means the provider could not record or check something and nothing wa
     GET  /v1/models                       the models served, with their terms
     GET  /v1/models/{model_id}            terms: price, token, chainId, channels contract, provider, model digest
     POST /v1/models/{model_id}/infer      body {"inputs": [...]}; headers X-Ledgermind-Ticket
-                                          ("<channel id>:<voucher amount>:<index>:<link>") with, until the provider
+                                          ("<channel id><link>:<voucher amount>:<index>") with, until the provider
                                           has answered a request of its book, X-Ledgermind-Voucher (the ticket book:
                                           voucher JSON with anchor and bookSignature); or X-Ledgermind-Access (an
                                           access request JSON); answers

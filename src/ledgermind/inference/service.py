@@ -421,8 +421,8 @@ class InferenceService:
         if self.channels is None:
             raise PaymentRefused(402, "this provider takes no payment-channel tickets")
         if ticket is None:
-            raise PaymentRefused(402, f"{VOUCHER_HEADER} needs a {TICKET_HEADER} header: '<channel id>:<voucher "
-                                      f"amount>:<index>:<link>', a link of the ticket book's hash chain")
+            raise PaymentRefused(402, f"{VOUCHER_HEADER} needs a {TICKET_HEADER} header: '<channel id><link>:<voucher "
+                                      f"amount>:<index>', a link of the ticket book's hash chain")
         try:
             ref = parse_ticket(ticket)
         except ValueError as e:

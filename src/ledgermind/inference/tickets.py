@@ -125,24 +125,30 @@ class TicketRef(NamedTuple):
     link: bytes
 
     def header(self) -> str:
-        """The ``X-Ledgermind-Ticket`` header: ``"<channel id hex>:<amount>:<index>:<link hex>"``."""
-        return f"{self.channel_id.hex()}:{self.amount}:{self.index}:{self.link.hex()}"
+        """The ``X-Ledgermind-Ticket`` header: ``"<channel id hex><link hex>:<amount>:<index>"``."""
+        return f"{self.channel_id.hex()}{self.link.hex()}:{self.amount}:{self.index}"
+
+
+_TICKET_FORM = "ticket must be '<channel id and link, 128 hex digits>:<voucher amount>:<index>'"
+_new_ref = tuple.__new__  # TicketRef(...) through its generated __new__ costs a third of the parse
 
 
 def parse_ticket(value: str) -> TicketRef:
-    """The ``X-Ledgermind-Ticket`` header ``"<channel id as 64 hex>:<voucher amount>:<index>:<link as 64 hex>"``.
-    Raises ValueError with a reason."""
-    parts = value.split(":")
-    if len(parts) != 4:
-        raise ValueError("ticket must be '<channel id, 64 hex>:<voucher amount>:<index>:<link, 64 hex>'")
-    cid, amount, index, link = parts
-    if len(cid) != 64 or len(link) != 64:
-        raise ValueError("ticket channel id and link must be 64 hex digits each")
-    if not (amount.isascii() and amount.isdigit()) or len(amount) > 78 or int(amount) >= 2**256:
+    """The ``X-Ledgermind-Ticket`` header ``"<channel id><link>:<voucher amount>:<index>"`` (the two 32-byte
+    values as 128 hex digits, then decimals). Raises ValueError with a reason.
+
+    Every paid request is parsed here, so it takes one ``bytes.fromhex`` and no regular expression."""
+    amount, sep, index = value[129:].partition(":")
+    if len(value) < 132 or value[128] != ":" or not sep or not value.isascii():
+        raise ValueError(_TICKET_FORM)
+    if not amount.isdigit() or len(amount) > 78 or int(amount) >= 2**256:
         raise ValueError("ticket voucher amount must be a decimal uint256")
-    if not (index.isascii() and index.isdigit()) or len(index) > 10 or not 1 <= int(index) <= MAX_INDEX:
+    if not index.isdigit() or len(index) > 10 or not 1 <= int(index) <= MAX_INDEX:
         raise ValueError(f"ticket index must be 1..{MAX_INDEX}")
     try:
-        return TicketRef(bytes.fromhex(cid), int(amount), int(index), bytes.fromhex(link))
+        raw = bytes.fromhex(value[:128])
     except ValueError:
-        raise ValueError("ticket channel id or link is not hex") from None
+        raw = b""
+    if len(raw) != 64:  # not hex, or hex with spaces (which fromhex skips)
+        raise ValueError("ticket channel id and link must be 128 hex digits")
+    return _new_ref(TicketRef, (raw[:32], int(amount), int(index), raw[32:]))
