@@ -377,6 +377,27 @@ def test_a_book_pays_ahead_and_its_tickets_arrive_in_any_order(chain, contract):
     assert not check.valid(3, chain_.links[4]) and check.valid(3, chain_.links[3])
 
 
+@settings(max_examples=60, deadline=None)
+@given(st.permutations(range(1, 41)), st.integers(0, 39))
+def test_a_chain_check_holds_what_is_in_flight_not_what_was_spent(order, undo_at):
+    """Tickets spent in any order: each is checked and spent once; what the check keeps shrinks back to one link
+    and no index once every ticket up to the last is spent; a ticket given back checks and spends again."""
+    links = TicketChain(40)
+    check = ChainCheck(links.anchor)
+    for n, i in enumerate(order):
+        assert not check.spent(i) and check.valid(i, links.links[i])
+        check.spend(i)
+        assert check.spent(i)
+        assert min(check.known) >= check.floor and all(u > check.floor for u in check.used)  # nothing below
+        if n == undo_at:  # its request was not served
+            check.unspend(i, links.links[i])
+            assert not check.spent(i) and check.valid(i, links.links[i])
+            check.spend(i)
+    assert check.floor == 40 and not check.used and list(check.known) == [40]
+    assert all(check.spent(i) for i in range(1, 41)) and not check.spent(41)
+    assert not check.valid(40, links.links[39])
+
+
 def test_restore_from_receipts_keeps_served_books_and_spent_tickets(chain, contract):
     provider, payer = Account.create(), Payer(Account.create(), contract)
     channel = payer.open(provider.address, 1_000)

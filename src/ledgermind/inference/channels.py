@@ -217,12 +217,13 @@ class _Book:
     prefix: str  # of its receipts' channel field (see receipts.voucher_field)
     recorded: bool = False
 
-    def spend(self, cid: bytes, amount: int, price: int, index: int) -> Ticket:
-        """The accepted request of ticket ``index``, with its receipt's channel field."""
+    def spend(self, cid: bytes, amount: int, price: int, index: int, link: bytes) -> Ticket:
+        """The accepted request of ticket ``(index, link)``, with its receipt's channel field."""
         if self.recorded:
-            return Ticket(cid, amount, price, index, f"{self.prefix}{index}", self, False)
-        return Ticket(cid, amount, price, index,
-                      f"{self.prefix}{index}{book_fields(self.signature, self.anchor, self.book_signature)}", self, True)
+            return Ticket(cid, amount, price, index, link, f"{self.prefix}{index}", self, False)
+        return Ticket(cid, amount, price, index, link,
+                      f"{self.prefix}{index}{book_fields(self.signature, self.anchor, self.book_signature)}", self,
+                      True)
 
 
 @dataclass
@@ -249,6 +250,7 @@ class Ticket:
     amount: int  # the voucher's
     price: int
     index: int
+    link: bytes
     channel: str  # the payment as the receipt's ``channel`` field records it (see receipts.VoucherRef)
     book: _Book
     full: bool  # ``channel`` records the book in full
@@ -398,8 +400,8 @@ class ProviderChannels:
                     st = self._channels[ref.channel_id] = _State()
                 st.served += price
                 book = st.books.get(ref.amount)
-                if book is not None:  # its next tickets are checked from the anchor (at most MAX_AHEAD hashes)
-                    book.chain.used.add(ref.ticket)
+                if book is not None and not book.chain.spent(ref.ticket):  # its next tickets are checked from
+                    book.chain.spend(ref.ticket)  # the anchor (at most MAX_AHEAD hashes)
         return len(refs)
 
     # ------------------------------------------------------------------ acceptance
@@ -432,11 +434,12 @@ class ProviderChannels:
             return None
         chain = known.chain
         with self._lock:
-            if index in chain.used or not chain.valid(index, link) or max(st.best, amount) < st.served + price:
+            if (index <= chain.floor or index in chain.used or not chain.valid(index, link)
+                    or max(st.best, amount) < st.served + price):
                 return None
             st.served += price
-            chain.used.add(index)
-        return known.spend(cid, amount, price, index)
+            chain.spend(index)
+        return known.spend(cid, amount, price, index, link)
 
     async def accept(self, ticket: TicketRef, book: TicketBook | None, price: int) -> Ticket:
         """Accept ``ticket`` as payment of ``price``, or raise RequestRefused with the HTTP status and reason.
@@ -552,7 +555,7 @@ class ProviderChannels:
             else:
                 target = known
             chain = target.chain
-            if index in chain.used:
+            if chain.spent(index):
                 raise PaymentRefused(409, f"replayed ticket: ticket {index} of voucher {amount} was already used "
                                           f"on {_name(cid)}")
             if not chain.valid(index, ticket.link):
@@ -566,8 +569,8 @@ class ProviderChannels:
                 if amount > st.best:
                     st.best, st.best_signature = amount, target.signature
             st.served += price
-            chain.used.add(index)
-            return target.spend(cid, amount, price, index)
+            chain.spend(index)
+            return target.spend(cid, amount, price, index, ticket.link)
 
     def recorded(self, ticket: Ticket) -> None:
         """The receipt of ``ticket`` is durable: if it recorded the book in full, later receipts may refer to it."""
@@ -582,7 +585,7 @@ class ProviderChannels:
             st = self._channels.get(ticket.channel_id)
             if st is not None:
                 st.served -= ticket.price
-                ticket.book.chain.used.discard(ticket.index)
+                ticket.book.chain.unspend(ticket.index, ticket.link)
 
     def close_out(self, voucher: Voucher, signer: bytes) -> dict[str, Any]:
         """Take the payer's closing voucher: one for what it sent, below the ticket book it paid ahead with

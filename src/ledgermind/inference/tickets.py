@@ -89,13 +89,45 @@ class TicketChain:
 
 
 class ChainCheck:
-    """The provider's side: the links of one chain it has verified, and which ticket indices were spent."""
+    """The provider's side: the links of one chain it has verified, and which ticket indices were spent.
 
-    __slots__ = ("known", "used")
+    It holds what is in flight, not what was spent: every index up to ``floor`` is spent, so only the spent
+    indices above it are kept, and only the links from the floor's up (a later ticket is checked against the
+    nearest of them). A book of 256 tickets spent in order ends holding one link and no index."""
+
+    __slots__ = ("known", "used", "floor")
 
     def __init__(self, anchor: bytes) -> None:
         self.known: dict[int, bytes] = {0: anchor}
-        self.used: set[int] = set()
+        self.used: set[int] = set()  # spent indices above ``floor``
+        self.floor = 0
+
+    def spent(self, index: int) -> bool:
+        return index <= self.floor or index in self.used
+
+    def spend(self, index: int) -> None:
+        """Mark ``index`` spent (requires: it was not)."""
+        if index != self.floor + 1:
+            self.used.add(index)
+            return
+        used, f = self.used, index
+        while f + 1 in used:
+            f += 1
+            used.remove(f)
+        known = self.known
+        if f in known:  # links below it are never needed again (a book rebuilt from receipts keeps its anchor)
+            for k in range(self.floor, f):
+                known.pop(k, None)
+        self.floor = f
+
+    def unspend(self, index: int, link: bytes) -> None:
+        """Undo ``spend(index)`` (its request was not served); ``link``, the ticket's, checks it again."""
+        if index <= self.floor:
+            self.used.update(range(index + 1, self.floor + 1))
+            self.floor = index - 1
+        else:
+            self.used.discard(index)
+        self.known[index] = link
 
     def valid(self, index: int, link: bytes) -> bool:
         """Whether ``link`` is link ``index`` of this chain (1 <= index; not whether it was spent). A valid link
