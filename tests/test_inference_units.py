@@ -398,6 +398,51 @@ def test_a_chain_check_holds_what_is_in_flight_not_what_was_spent(order, undo_at
     assert not check.valid(40, links.links[39])
 
 
+_STEPS = st.lists(st.tuples(st.sampled_from(["next", "compact", "replay", "forge", "costly"]), st.integers(0, 99)),
+                  min_size=1, max_size=30)
+
+
+@settings(max_examples=20, deadline=None)
+@given(steps=_STEPS)
+def test_the_fast_path_decides_as_the_full_rule(chain, contract, steps):
+    """The same tickets offered to a provider that tries ``accept_known`` first (as the service does) and to one
+    that only applies the full rule: every ticket is accepted by both or refused by both with the same status,
+    and both end owed the same."""
+    provider, payer = Account.create(), Payer(Account.create(), contract)
+    channel = payer.open(provider.address, 10**6)
+    channel.max_tickets = 4
+    fast, full = ProviderChannels(contract, provider.address), ProviderChannels(contract, provider.address)
+    sent: list[tuple[TicketRef, TicketBook | None, int]] = []
+
+    def book_of(payment: Payment, with_book: bool) -> TicketBook | None:
+        header = payment.with_book[VOUCHER_HEADER]
+        return parse_voucher_header(header, fast.chain_id, fast.address) if with_book else None
+
+    for kind, n in steps:
+        if kind in ("replay", "forge") and not sent:
+            kind = "next"
+        if kind == "replay":
+            ref, book, price = sent[n % len(sent)]
+        else:
+            payment = channel.pay(3)
+            ref, book, price = parse_ticket(payment.ticket), book_of(payment, kind != "compact"), 3
+            if kind == "forge":
+                ref = ref._replace(link=os.urandom(32))
+            if kind == "costly":  # more than any voucher covers
+                price = 10**6
+        outcomes = []
+        for provider_channels, first in ((fast, True), (full, False)):
+            try:
+                taken = provider_channels.accept_known(ref, book, price) if first else None
+                taken = taken or provider_channels.accept_sync(ref, book, price)
+                outcomes.append(("accepted", taken.channel))
+            except PaymentRefused as e:
+                outcomes.append((e.status, e.reason))
+        assert outcomes[0] == outcomes[1], (kind, outcomes)
+        sent.append((ref, book, price))
+    assert fast.status(channel.channel_id) == full.status(channel.channel_id)
+
+
 def test_restore_from_receipts_keeps_served_books_and_spent_tickets(chain, contract):
     provider, payer = Account.create(), Payer(Account.create(), contract)
     channel = payer.open(provider.address, 1_000)
