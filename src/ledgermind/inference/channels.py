@@ -434,8 +434,7 @@ class ProviderChannels:
             return None
         chain = known.chain
         with self._lock:
-            if (index <= chain.floor or index in chain.used or not chain.valid(index, link)
-                    or max(st.best, amount) < st.served + price):
+            if chain.spent(index) or not chain.valid(index, link) or max(st.best, amount) < st.served + price:
                 return None
             st.served += price
             chain.spend(index)

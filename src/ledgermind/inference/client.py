@@ -61,9 +61,13 @@ class Payment:
 
     ticket: str  # the X-Ledgermind-Ticket header
     book: _Book
-    amount: int  # the voucher's (cumulative)
     price: int
     index: int  # the ticket's
+
+    @property
+    def amount(self) -> int:
+        """The book's voucher amount (cumulative)."""
+        return self.book.amount
 
     @property
     def headers(self) -> dict[str, str]:
@@ -135,7 +139,7 @@ class PaidChannel:
             book.next += 1
             self.committed += price
         ticket = TicketRef(self.channel_id, book.amount, index, book.chain.links[index]).header()
-        return Payment(ticket, book, book.amount, price, index)
+        return Payment(ticket, book, price, index)
 
     def _new_book(self, price: int) -> _Book:
         """Sign a book for ``self._size`` requests at ``price`` (caller holds the lock)."""
@@ -165,7 +169,7 @@ class PaidChannel:
         with self._lock:
             self.committed -= payment.price
             book = self._current
-            if book is not None and payment.index == 1 and book.next == 2 and book.amount == payment.amount == self.issued:
+            if book is payment.book and payment.index == 1 and book.next == 2 and book.amount == self.issued:
                 self._current = None
                 self._released(book.amount, book.previous)
                 self.issued = book.previous
