@@ -92,8 +92,10 @@ class PaidChannel:
     ``issued`` is the amount of the last voucher signed (start from 0 for a new channel; when resuming a
     channel, from at least what was issued before, or the provider will refuse the next books). A book pays
     for up to ``n`` requests at the price of the request that opens it: its voucher is for what was committed
-    so far plus ``n`` such requests. ``n`` starts at 1 and doubles with each book up to ``max_tickets``, so a
-    client risks at most the unused tickets of its last book, never more than it has already spent."""
+    so far plus ``n`` such requests, ``n`` being one more than the requests at that price that what was committed
+    so far (earlier sessions included) pays for, up to ``max_tickets``: 1, 2, 4, ... on a new channel, full
+    books at once on a channel resumed after use. So a client risks at most the unused tickets of its last book,
+    never more than it has already spent."""
 
     def __init__(self, channel_id: bytes, *, key: bytes, chain_id: int, contract: str, recipient: str,
                  deposit: int, token: str = ZERO_ADDRESS, expiry: int = 0, issued: int = 0,
@@ -114,7 +116,6 @@ class PaidChannel:
         self.issued = issued  # the highest voucher amount signed
         self.committed = issued  # what the requests and payments sent so far add up to
         self._current: _Book | None = None
-        self._size = 1
 
     @classmethod
     def from_info(cls, info: ChannelInfo, key: bytes, chain_id: int, contract: str, issued: int | None = None) -> PaidChannel:
@@ -142,21 +143,21 @@ class PaidChannel:
         return Payment(ticket, book, price, index)
 
     def _new_book(self, price: int) -> _Book:
-        """Sign a book for ``self._size`` requests at ``price`` (caller holds the lock)."""
+        """Sign a book for the next requests at ``price`` (caller holds the lock)."""
         if self.committed + price > self.deposit:
             raise InvalidInputError(f"channel 0x{self.channel_id.hex()[:16]} has {self.remaining} left of its "
                                     f"deposit {self.deposit}, this request costs {price}: top it up")
-        amount = min(self.deposit, max(self.committed + price * self._size, self.issued + 1))
+        size = self.max_tickets if price == 0 else min(self.max_tickets, self.committed // price + 1)
+        amount = min(self.deposit, max(self.committed + price * size, self.issued + 1))
         if amount <= self.issued:  # the last voucher already pledged the whole deposit
             raise InvalidInputError(f"channel 0x{self.channel_id.hex()[:16]}: every voucher amount up to its "
                                     f"deposit {self.deposit} is signed: top it up")
-        chain = TicketChain(self._size)
+        chain = TicketChain(size)
         header = TicketBook.sign(self._signer, self._domain, self.channel_id, amount, chain.anchor).header(
             self.chain_id, self.contract)
         self._signed(amount)
         self._current = _Book(amount, chain, header, self.issued)
         self.issued = amount
-        self._size = min(2 * self._size, self.max_tickets)
         return self._current
 
     def _signed(self, amount: int) -> None:
@@ -173,7 +174,6 @@ class PaidChannel:
                 self._current = None
                 self._released(book.amount, book.previous)
                 self.issued = book.previous
-                self._size = max(1, self._size // 2)
 
     def _released(self, amount: int, back_to: int) -> None:
         """Called when the book of voucher ``amount`` is taken back unseen (see book.BookedChannel)."""

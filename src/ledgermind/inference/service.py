@@ -370,11 +370,16 @@ class InferenceService:
         paid: Ticket | None = None
         channel: str | None = None
         if offer.price > 0:
-            if ticket is not None or voucher is not None:
+            if ticket is not None and self.channels is not None:
+                # most paid requests: a ticket of a known book (sent with the book until the payer has an answer)
+                book = None if voucher is None else self._books.get(voucher)
+                if voucher is None or book is not None:
+                    paid = self.channels.accept_known(ticket, price, book)
+            if paid is None and (ticket is not None or voucher is not None):
+                # a new book or channel, chain facts to re-read, or a ticket to refuse: the full rule says why
                 ref, book = self._payment(voucher, ticket)
-                paid = self.channels.accept_known(ref, book, price)  # type: ignore[union-attr]
-                if paid is None:  # a new book, a new channel, or chain facts to re-read
-                    paid = await self.channels.accept(ref, book, price)  # type: ignore[union-attr]
+                paid = await self.channels.accept(ref, book, price)  # type: ignore[union-attr]
+            if paid is not None:
                 channel = paid.channel
             elif access is not None:
                 channel = (await self._access(access, model.digest)).to_field()
@@ -518,4 +523,5 @@ class InferenceService:
 
     def health(self) -> dict[str, Any]:
         return {"ok": True, "provider": self.provider, "models": len(self.offers), "logSize": self.store.size(),
-                "receiptBatches": self.receipts.batches, "receipts": self.receipts.entries, "pid": os.getpid()}
+                "receiptBatches": self.receipts.batches, "receipts": self.receipts.entries,
+                "predictCalls": sum(b.calls for b in self._batchers.values()), "pid": os.getpid()}

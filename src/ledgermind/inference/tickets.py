@@ -129,6 +129,13 @@ class ChainCheck:
             self.used.discard(index)
         self.known[index] = link
 
+    def take(self, index: int, link: bytes) -> bool:
+        """Spend ticket ``index`` if it was not spent and ``link`` is its link; whether it did."""
+        if index <= self.floor or index in self.used or not self.valid(index, link):
+            return False
+        self.spend(index)
+        return True
+
     def valid(self, index: int, link: bytes) -> bool:
         """Whether ``link`` is link ``index`` of this chain (1 <= index; not whether it was spent). A valid link
         is remembered, so the next index costs one hash."""
