@@ -40,7 +40,14 @@ MAX_AHEAD = 256  # hashes a ticket may be from the nearest link the provider kno
 MAX_INDEX = 2**32
 
 
-_sha256 = hashlib.sha256
+try:  # CPython's own SHA-256: a provider hashes one link per paid request, and this small implementation costs
+    # ~3 us when the request finds it out of the CPU's caches, against ~10 us for OpenSSL's (hashlib's default)
+    from _sha256 import sha256 as _sha256  # CPython 3.11
+except ImportError:  # pragma: no cover - other versions and interpreters
+    try:
+        from _sha2 import sha256 as _sha256  # CPython 3.12+
+    except ImportError:
+        _sha256 = hashlib.sha256
 
 
 def _h(b: bytes) -> bytes:
