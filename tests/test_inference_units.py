@@ -398,6 +398,21 @@ def test_a_chain_check_holds_what_is_in_flight_not_what_was_spent(order, undo_at
     assert not check.valid(40, links.links[39])
 
 
+@given(st.lists(st.tuples(st.integers(1, 12), st.booleans()), max_size=40))
+def test_take_is_spent_valid_and_spend_in_one_step(tickets):
+    """``take`` (the fast path's one call, with its shortcut for the next ticket in order) decides and keeps
+    state exactly as ``spent``, ``valid`` and ``spend`` do, for tickets in any order, replayed or forged."""
+    links = TicketChain(12)
+    one, two = ChainCheck(links.anchor), ChainCheck(links.anchor)
+    for i, forged in tickets:
+        link = os.urandom(32) if forged else links.links[i]
+        expected = not two.spent(i) and two.valid(i, link)
+        if expected:
+            two.spend(i)
+        assert one.take(i, link) == expected
+        assert (one.floor, one.used, one.known) == (two.floor, two.used, two.known)
+
+
 _STEPS = st.lists(st.tuples(st.sampled_from(["next", "compact", "replay", "forge", "costly"]), st.integers(0, 99)),
                   min_size=1, max_size=30)
 

@@ -414,7 +414,7 @@ class InferenceService:
             index = await self.receipts.append(entry)
         except StorageError as e:
             raise RequestRefused(503, f"cannot record the receipt, so the request is not served: {e}") from None
-        if ticket is not None and self.channels is not None:
+        if ticket is not None and ticket.full and self.channels is not None:
             self.channels.recorded(ticket)
         answer: dict[str, Any] = {"model": model.digest, "outputs": outputs, "price": str(price),
                                   "receipt": {"logIndex": index, "envelope": orjson.Fragment(entry)}}
