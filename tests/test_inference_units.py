@@ -539,6 +539,27 @@ def test_channel_facts_are_reread_on_top_up_and_expiry(chain, contract):
     assert e.value.status == 401
 
 
+def test_books_grow_with_what_the_channel_has_paid_for():
+    """A new channel's books pay for 1, 2, 4, ... requests (never more ahead than already paid for); a channel
+    resumed after use signs full books at once; a price-0 book is full."""
+    def sizes(channel: PaidChannel, price: int, n: int) -> list[int]:
+        books = []
+        for _ in range(n):
+            payment = channel.pay(price)
+            if payment.index == 1:
+                books.append(payment.book.chain.count)
+        return books
+
+    def channel(issued: int) -> PaidChannel:
+        return PaidChannel(os.urandom(32), key=Account.create().key, chain_id=1, contract=Account.create().address,
+                           recipient=Account.create().address, deposit=10**9, issued=issued)
+
+    assert sizes(channel(0), 3, 300) == [1, 2, 4, 8, 16, 32, 64, 128, 256]
+    assert sizes(channel(3 * 1000), 3, 300) == [MAX_AHEAD, MAX_AHEAD]
+    assert sizes(channel(3 * 20), 3, 100) == [21, 42, 84]  # one more than the 20, 41, 83 requests paid for
+    assert sizes(channel(0), 0, 300) == [MAX_AHEAD, MAX_AHEAD]
+
+
 def test_paid_channel_hands_out_distinct_tickets_across_threads(contract):
     import threading
 
