@@ -453,7 +453,7 @@ class ProviderChannels:
             if max(st.best, amount) < st.served + price or not known.chain.take(index, link):
                 return None
             st.served += price
-        if known.recorded:
+        if known.recorded:  # _Book.spend's common case, without the call
             return _new_ticket(Ticket, (cid, amount, price, index, link, f"{known.prefix}{index}", known, False))
         return known.spend(cid, amount, price, index, link)
 
