@@ -3,6 +3,7 @@ on the real embedded chain (no HTTP here; see test_inference.py for the provider
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import math
 import os
@@ -396,6 +397,14 @@ def test_a_chain_check_holds_what_is_in_flight_not_what_was_spent(order, undo_at
     assert check.floor == 40 and not check.used and list(check.known) == [40]
     assert all(check.spent(i) for i in range(1, 41)) and not check.spent(41)
     assert not check.valid(40, links.links[39])
+
+
+def test_ticket_chains_are_sha256_chains():
+    """The links are hashed with CPython's own SHA-256 where it has one: the chain is still plain SHA-256, as
+    the protocol says and any other implementation would compute it."""
+    links = TicketChain(6).links
+    assert all(hashlib.sha256(links[i]).digest() == links[i - 1] for i in range(1, 7))
+    assert ChainCheck(links[0]).valid(6, links[6])
 
 
 @given(st.lists(st.tuples(st.integers(1, 12), st.booleans()), max_size=40))
