@@ -55,7 +55,7 @@ from ledgermind.inference import recovery
 from ledgermind.inference.errors import PaymentRefused, RequestRefused
 from ledgermind.inference.receipts import ReceiptRecord, VoucherRef, book_fields, voucher_field
 from ledgermind.inference.signing import voucher_domain
-from ledgermind.inference.tickets import MAX_AHEAD, ChainCheck, TicketBook, TicketRef
+from ledgermind.inference.tickets import MAX_AHEAD, ChainCheck, TicketBook, TicketRef, split_ticket
 from ledgermind.market.eip712 import Voucher
 from ledgermind.statements.dsse import checksum_address, keccak
 
@@ -63,7 +63,6 @@ if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
 
 ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
-_fromhex = bytes.fromhex
 # explicit gas limits: the embedded chain estimates gas slowly, and these calls have bounded cost
 # (measured on py-evm: open ~120k native / ~150k with an ERC-20, settle ~70k, reclaim ~45k, withdraw ~40k)
 GAS = {"open": 250_000, "top_up": 150_000, "extend": 80_000, "settle": 150_000, "reclaim": 120_000,
@@ -237,12 +236,10 @@ class _State:
     best_signature: bytes = b""
     books: dict[int, _Book] = field(default_factory=dict)  # voucher amount -> its ticket book
     closing: Voucher | None = None  # the payer's voucher for exactly what it sent (see close_out)
-    # from ``info``, for ``accept_known``: the channel pays this provider in its token and is open; the time
-    # from which it is too close to expiry; its deposit and what is paid out of it
+    # from ``info``, for ``accept_known``: the channel pays this provider in its token and is open; and the
+    # time from which it is too close to expiry
     usable: bool = False
     until: float = float("-inf")
-    deposit: int = 0
-    paid: int = 0
 
 
 class Ticket(NamedTuple):
@@ -344,7 +341,7 @@ class ProviderChannels:
         st.info, st.sender, st.read_at = info, bytes.fromhex(info.sender[2:]), time.monotonic()
         st.usable = (info.exists and info.recipient == self.provider and info.token == self.token
                      and not info.closed)
-        st.until, st.deposit, st.paid = info.expiry - self.margin, info.deposit, info.paid
+        st.until = info.expiry - self.margin
         if info.exists and info.channel_id not in self._channels:
             self._channels[info.channel_id] = self._unknown.pop(info.channel_id, st)
         if info.paid:  # books below what is settled can never be spent again: forget them
@@ -428,33 +425,26 @@ class ProviderChannels:
         included: then ``parse_ticket`` and ``accept`` decide, and say why. Raises nothing.
 
         Most paid requests end here, so it checks what those check in as few steps as it can: no TicketRef, no
-        ChannelInfo, one call into the book's chain check."""
-        try:
-            raw = _fromhex(header[:128])
-            amount_s, index_s = header[129:].split(":")
-        except ValueError:
+        exception, one call into the book's chain check."""
+        parts = split_ticket(header)
+        if parts is None:
             return None
-        cid = raw[:32]
+        cid, amount, index, link = parts
         st = self._channels.get(cid)
-        # the header's form as parse_ticket requires it: a ticket it refuses never gets past here
-        if (st is None or not st.usable or len(raw) != 64 or header[128] != ":" or not header.isascii()
-                or not amount_s.isdigit() or not index_s.isdigit() or len(amount_s) > 78 or len(index_s) > 10):
+        if st is None or not st.usable:
             return None
-        amount = int(amount_s)
         known = st.books.get(amount)
-        if (known is None or amount > st.deposit or amount < st.paid
+        info = st.info
+        if (known is None or amount > info.deposit or amount < info.paid  # type: ignore[union-attr]  # usable: set
                 or self.clock() + self._offset >= st.until):
             return None
         if book is not None and (book.anchor != known.anchor or book.voucher.channel_id != cid
                                  or book.voucher.amount != amount):
             return None
-        index, link = int(index_s), raw[32:]
         with self._lock:
             if max(st.best, amount) < st.served + price or not known.chain.take(index, link):
                 return None
             st.served += price
-        if known.recorded:  # _Book.spend's common case, without the call
-            return _new_ticket(Ticket, (cid, amount, price, index, link, f"{known.prefix}{index}", known, False))
         return known.spend(cid, amount, price, index, link)
 
     async def accept(self, ticket: TicketRef, book: TicketBook | None, price: int) -> Ticket:
