@@ -77,7 +77,7 @@ def test_paid_inference_with_discovery_receipts_and_settlement(world):
     # the second call reuses the channel: the client remembered what it promised on it
     second = cli.json(*buyer, "infer", model, "-i", json.dumps(X[:3].tolist()))
     assert second["price"] == str(3 * GWEI)
-    (channel,) = cli.json(*buyer, "channel", "list")
+    (channel,) = cli.json(*buyer, "channel", "status")
     assert channel["issued"] == str(4 * GWEI) and channel["paid"] == "0"
 
     report = cli.json(*buyer, "receipt", "verify", str(root / "receipt.json"), "--model", model)
@@ -133,7 +133,7 @@ def test_bad_input(world, tmp_path):
     url = world["served"].url
     # a channel to the provider exists whatever ran before in this worker; a refused request leaves it as it was
     cli.json(*buyer, "infer", model, "-i", f"@{root / 'row.json'}", "--deposit", "0.001ether")
-    channels_before = cli.json(*buyer, "channel", "list")
+    channels_before = cli.json(*buyer, "channel", "status")
     cases = [
         ((*buyer, "infer", model, "-i", "[[1, 2"), "--input is not JSON"),
         ((*buyer, "infer", model, "-i", "@" + str(tmp_path / "none.json")), "no such input file"),
@@ -151,7 +151,7 @@ def test_bad_input(world, tmp_path):
     ]
     for args, words in cases:
         one_line_error(cli(*args, ok=False), words)
-    assert cli.json(*buyer, "channel", "list") == channels_before
+    assert cli.json(*buyer, "channel", "status") == channels_before
 
 
 def test_stops_cleanly_on_sigterm(world):
@@ -159,3 +159,21 @@ def test_stops_cleanly_on_sigterm(world):
     stderr = world["served"].stop()
     assert world["served"].proc.returncode == 0 and "Traceback" not in stderr
     assert world["cli"].json("providers", world["model"])[0]["endpoint"] == world["served"].url
+
+
+def test_channel_open_status_close(world):
+    """A client opens a channel to a provider itself and sees it; closing it before it expires reclaims nothing
+    (the provider may still redeem what it served). Reclaiming after expiry (Payer.reclaim under it) is
+    tested on the embedded chain with time travel in test_inference."""
+    cli = world["cli"]
+    payer = ["--account", cli("account", "new").stdout.strip()]
+    provider = world["served"].info["provider"]
+    opened = cli.json(*payer, "channel", "open", provider, "--deposit", "0.0001ether", "--duration", "1d")
+    (row,) = cli.json(*payer, "channel", "status")
+    assert (row["channelId"], row["recipient"].lower(), row["deposit"], row["closed"]) == (
+        opened["channelId"], provider.lower(), str(10**14), False)
+    assert cli.json(*payer, "channel", "close") == []
+    assert cli.json(*payer, "channel", "status")[0]["closed"] is False
+    one_line_error(cli(*payer, "channel", "open", provider, "--deposit", "lots", ok=False), "amount")
+    one_line_error(cli(*payer, "channel", "open", provider, "--deposit", "1gwei", "--duration", "0", ok=False),
+                   "duration")

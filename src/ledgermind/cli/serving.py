@@ -1,5 +1,5 @@
 """Serving and using AI assets: ``serve``, ``infer``, ``download``, ``providers``, ``receipt verify`` and
-``channel list|reclaim``. Thin calls on the Client; ``serve`` runs until SIGINT or SIGTERM."""
+``channel open|status|close``. Thin calls on the Client; ``serve`` runs until SIGINT or SIGTERM."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from rich.markup import escape
 
 from ledgermind.cli.common import JsonOpt, after_write, client_of
 from ledgermind.cli.output import emit_json, err, out, print_report
-from ledgermind.cli.units import format_amount, parse_amount
+from ledgermind.cli.units import format_amount, parse_amount, parse_duration
 from ledgermind.errors import InvalidInputError, LedgermindError, NotFoundError
 
 receipt_app = typer.Typer(no_args_is_help=True, help="Inference receipts: check what a provider answered.")
@@ -212,8 +212,25 @@ def receipt_verify(
         raise typer.Exit(1)
 
 
-@channel_app.command("list")
-def channel_list(ctx: typer.Context, as_json: bool = JsonOpt) -> None:
+@channel_app.command("open")
+def channel_open(
+    ctx: typer.Context,
+    provider: str = typer.Argument(..., metavar="PROVIDER", help="The provider's address (see 'providers MODEL')."),
+    deposit: str = typer.Option(..., "--deposit", help="What the channel holds, e.g. 0.001ether."),
+    token: Optional[str] = typer.Option(None, "--token", help='"native" (default), "demo" or an ERC-20 address.'),
+    duration: str = typer.Option("1d", "--duration", help="How long until you may reclaim what is left (e.g. 7d)."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Open a payment channel to a provider; 'infer' then pays through it (it opens one itself with --deposit)."""
+    client = client_of(ctx)
+    row = client.open_channel(provider, parse_amount(deposit), token=token, duration=parse_duration(duration))
+    emit_json(row) if as_json else out.print(f"opened {row['channelId'][:18]}… to {row['recipient']} holding "
+                                             f"{row['deposit']}, expires {row['expiry']}")
+    after_write(client)
+
+
+@channel_app.command("status")
+def channel_status(ctx: typer.Context, as_json: bool = JsonOpt) -> None:
     """Your channels: deposit, how much you promised, how much the provider redeemed, expiry."""
     rows = client_of(ctx).channels()
     if as_json:
@@ -227,9 +244,10 @@ def channel_list(ctx: typer.Context, as_json: bool = JsonOpt) -> None:
                   f"redeemed {c['paid']}, {state}")
 
 
-@channel_app.command("reclaim")
-def channel_reclaim(ctx: typer.Context, as_json: bool = JsonOpt) -> None:
-    """Close your expired channels and collect what their providers did not redeem."""
+@channel_app.command("close")
+def channel_close(ctx: typer.Context, as_json: bool = JsonOpt) -> None:
+    """Close your expired channels and collect what their providers did not redeem (a channel stays open to its
+    provider until it expires, so the provider can always redeem what it served)."""
     client = client_of(ctx)
     rows = client.reclaim()
     if as_json:
