@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -44,10 +45,12 @@ def test_committed_artifacts_are_byte_identical_to_a_rebuild(rebuilt: Path, name
     )
 
 
-def test_check_mode_reports_a_stale_artifact(rebuilt: Path):
-    stale = rebuilt / "AnchorRegistry.json"
+def test_check_mode_reports_a_stale_artifact(rebuilt: Path, tmp_path: Path):
+    out = tmp_path / "artifacts"  # a copy: the module's build stays as built for the other tests, in any order
+    shutil.copytree(rebuilt, out)
+    stale = out / "AnchorRegistry.json"
     stale.write_text(stale.read_text().replace("cancun", "prague"))
-    proc = run_build("--check", "--out", str(rebuilt))
+    proc = run_build("--check", "--out", str(out))
     assert proc.returncode == 1
     assert "stale:" in proc.stderr and "AnchorRegistry.json" in proc.stderr
 

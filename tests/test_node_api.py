@@ -73,9 +73,11 @@ def _error(r: httpx.Response, status: int, *words: str) -> None:
 def test_reads_return_what_the_cli_wrote_with_proofs_that_verify(node):
     url, cli, ids, _ = node
     with NodeSession(url) as s:
-        assets = s.get("/v1/assets").json()
-        assert [(a["id"], a["kind"]) for a in assets["items"]] == [(ids["data"], "dataset"), (ids["model"], "model")]
-        assert s.get("/v1/assets", kind="model").json()["items"][0]["name"] == "model.bin"
+        assets = s.get("/v1/assets").json()  # in the order registered; other tests of the module add theirs later
+        registered = [(a["id"], a["kind"]) for a in assets["items"]]
+        assert registered[:2] == [(ids["data"], "dataset"), (ids["model"], "model")]
+        models = s.get("/v1/assets", kind="model").json()["items"]
+        assert {a["kind"] for a in models} == {"model"} and models[0]["name"] == "model.bin"
         shown = s.get(f"/v1/assets/{ids['data'][:10]}").json()
         assert shown["id"] == ids["data"] and shown["statement"]["predicate"]["licence"] == "CC-BY-4.0"
         assert shown == cli.json("show", ids["data"])
@@ -104,12 +106,13 @@ def test_reads_return_what_the_cli_wrote_with_proofs_that_verify(node):
         assert s.get("/v1/log/checkpoint").json()["note"] == info["checkpoint"]
 
         datasets = s.get("/v1/statements", predicate="dataset/v1").json()
-        assert [d["subject"]["digest"] for d in datasets] == [ids["data"]]
+        assert [d["subject"]["digest"] for d in datasets][:1] == [ids["data"]]  # other tests may register more
         assert datasets[0]["statement"]["predicateType"].endswith("/dataset/v1")
         gov = s.get("/v1/governance").json()
-        assert [p["proposal_id"] for p in gov["proposals"]] == [ids["proposal"]]
+        assert [p["proposal_id"] for p in gov["proposals"]][:1] == [ids["proposal"]]
         detail = s.get(f"/v1/governance/proposals/{ids['proposal']}").json()
-        assert [st["statement"]["predicate"]["action"] for st in detail["statements"]] == ["propose"]
+        # the CLI proposed; a later test of the module votes on it through the API
+        assert [st["statement"]["predicate"]["action"] for st in detail["statements"]][:1] == ["propose"]
         assert s.get("/v1/market/listings").json() == []
         assert s.get("/v1/federations").json() == []
 

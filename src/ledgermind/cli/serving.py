@@ -66,6 +66,15 @@ def serve(
                 client.announce(m["id"], endpoint or url, int(m["price"]), m["token"])
         info = {"url": url, "provider": provider.address, "models": provider.models, "datasets": provider.datasets,
                 "chain": node.url if node else (settings.rpc_url or "node")}
+        config = uvicorn.Config(provider.app, log_level="warning", access_log=False, lifespan="on",
+                                proxy_headers=False, server_header=False)
+        server = uvicorn.Server(config)
+        # Once running, uvicorn stops on SIGINT/SIGTERM after answering in-flight requests, then re-raises the
+        # signal to the handler it found. This one, set before the ready line below, makes a signal that comes
+        # before uvicorn runs stop it as soon as it starts, and lets the cleanup below run (node record removed,
+        # chain closed) for an exit 0 either way.
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: setattr(server, "should_exit", True))
         # one JSON line first, so a parent process can wait for it; then the human summary on stderr
         print(json.dumps(info), flush=True)
         for m in provider.models:
@@ -73,13 +82,7 @@ def serve(
                       f"{format_amount(m['price'], m['token'])} per row")
         for d in provider.datasets:
             err.print(f"serving private dataset {escape(d['name'])} {d['id'][:12]} to holders")
-        config = uvicorn.Config(provider.app, log_level="warning", access_log=False, lifespan="on",
-                                proxy_headers=False, server_header=False)
-        # uvicorn stops on SIGINT/SIGTERM once in-flight requests are answered, then re-raises the signal to the
-        # handler it found: a no-op one lets the cleanup below run (node record removed, chain closed), exit 0
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, lambda *_: None)
-        uvicorn.Server(config).run(sockets=[sock])
+        server.run(sockets=[sock])
     finally:
         if provider is not None:
             provider.close()
