@@ -36,6 +36,11 @@ def world(tmp_path_factory):
     return cli, actors, model
 
 
+def about(acts: list[dict], request_id: str) -> list[dict]:
+    """What ``oracle serve --once`` did about one request: it also finishes requests other tests left."""
+    return [x for x in acts if x["request_id"] == int(request_id)]
+
+
 def cases() -> tuple[str, str]:
     """A malignant and a benign sample lab report."""
     labels = insurance.claims_data().cases_y
@@ -50,8 +55,8 @@ def test_request_decision_dispute_and_ruling(world):
     before = log_size(cli)
     rid = str(cli.json(*as_["requester"], "oracle", "request", model, "--oracle", a["node"], "--case", sick,
                        "--fee", "1token", "--stake", "20token")["request_id"])
-    acts = cli.json(*as_["node"], "oracle", "serve", "--once")  # may also finish requests other tests left
-    assert [(x["action"], x["decision"]) for x in acts if x["request_id"] == int(rid)] == [("decision", 1)]
+    acts = about(cli.json(*as_["node"], "oracle", "serve", "--once"), rid)
+    assert [(x["action"], x["decision"]) for x in acts] == [("decision", 1)]
     # an honest answer: the re-run agrees, nothing is sent
     one_line_error(cli(*as_["challenger"], "oracle", "dispute", rid, ok=False), "nothing to dispute")
 
@@ -98,12 +103,11 @@ def test_an_insured_claim_is_assessed_and_paid(world):
     claimed = cli.json(*as_["requester"], "insurance", "claim", policy, "--case", sick)
     assert claimed["status"] == "claiming"
     rid = str(claimed["request"]["request_id"])
-    mine = lambda acts: [x for x in acts if x["request_id"] == int(rid)]  # noqa: E731 - other tests' requests aside
-    assert [x["action"] for x in mine(cli.json(*as_["node"], "oracle", "serve", "--once"))] == ["decision"]
+    assert [x["action"] for x in about(cli.json(*as_["node"], "oracle", "serve", "--once"), rid)] == ["decision"]
     # too late to dispute: refused with the time the window closed, nothing sent
     one_line_error(cli(*as_["challenger"], "oracle", "dispute", rid, ok=False), f"request {rid}'s dispute window",
                    "its decision is final")
-    acts = mine(cli.json(*as_["node"], "oracle", "serve", "--once"))
+    acts = about(cli.json(*as_["node"], "oracle", "serve", "--once"), rid)
     assert [x["action"] for x in acts] == ["finalize", "settle"] and acts[1]["approved"] is True
     assert cli.json(*as_["requester"], "insurance", "status", policy)["status"] == "paid"
     before = int(cli.json(*as_["requester"], "balance")["demoToken"]["balance"])

@@ -44,10 +44,14 @@ def world(tmp_path_factory):
     boss.close()
 
 
-def actions(done: list[dict], *request_ids: int) -> list[str]:
-    """What a service pass did about these requests: other tests of the module leave requests of their own, which
+def about(done: list[dict], request_id: int) -> list[dict]:
+    """What a service pass did about one request: other tests of the module leave requests of their own, which
     the same pass may answer or finalize."""
-    return [a["action"] for a in done if a["request_id"] in request_ids]
+    return [a for a in done if a["request_id"] == request_id]
+
+
+def actions(done: list[dict], request_id: int) -> list[str]:
+    return [a["action"] for a in about(done, request_id)]
 
 
 def malignant_and_benign() -> tuple[int, int]:
@@ -114,7 +118,7 @@ def test_a_wrong_answer_is_overturned_and_its_stake_slashed(world):
     with pytest.raises(InvalidInputError, match="only the resolver"):
         service.resolve(challenger, rid)
 
-    ruled = [a for a in service.serve_once(boss, set()) if a["request_id"] == rid]  # it rules on open disputes
+    ruled = about(service.serve_once(boss, set()), rid)  # the resolver's service rules on open disputes
     assert actions(ruled, rid) == ["resolution"]
     r = service.status(boss, rid)
     assert (r["state"], r["outcome"], r["final_decision"]) == ("settled", "overturned", 0)
@@ -164,7 +168,7 @@ def test_an_insured_claim_is_assessed_and_paid_once_final(world):
         insurance.settle(holder, policy["policy_id"])
     assert actions(service.serve_once(node, set()), rid) == ["decision"]
     # the next pass finds the decision final: it finalizes (the fee) and settles the claim (the payout)
-    done = [a for a in service.serve_once(node, set()) if a["request_id"] == rid]
+    done = about(service.serve_once(node, set()), rid)
     assert actions(done, rid) == ["finalize", "settle"]
     assert done[1]["approved"] is True and done[1]["payout"] == str(50 * TOKEN)
     assert insurance.status(holder, policy["policy_id"])["status"] == "paid"
@@ -176,7 +180,7 @@ def test_an_insured_claim_is_assessed_and_paid_once_final(world):
     second = insurance.buy(holder, product["product_id"])
     rid = insurance.claim(holder, second["policy_id"], insurance.claim_case(healthy))["request"]["request_id"]
     service.serve_once(node, set())
-    settled = [a for a in service.serve_once(node, set()) if a["action"] == "settle" and a["request_id"] == rid]
+    settled = [a for a in about(service.serve_once(node, set()), rid) if a["action"] == "settle"]
     assert settled and settled[0]["approved"] is False and settled[0]["payout"] == "0"
     assert insurance.status(holder, second["policy_id"])["status"] == "active"
 

@@ -221,9 +221,8 @@ class _Book:
         """The accepted request of ticket ``(index, link)``, with its receipt's channel field."""
         if self.recorded:
             return _new_ticket(Ticket, (cid, amount, price, index, link, f"{self.prefix}{index}", self, False))
-        return _new_ticket(Ticket, (cid, amount, price, index, link,
-                                    f"{self.prefix}{index}{book_fields(self.signature, self.anchor, self.book_signature)}",
-                                    self, True))
+        fields = book_fields(self.signature, self.anchor, self.book_signature)
+        return _new_ticket(Ticket, (cid, amount, price, index, link, f"{self.prefix}{index}{fields}", self, True))
 
 
 @dataclass(slots=True)

@@ -146,7 +146,7 @@ class ChainCheck:
                 known[index] = link
                 self.floor = index
                 return True
-        if index <= floor or index in self.used or not self.valid(index, link):
+        if self.spent(index) or not self.valid(index, link):
             return False
         self.spend(index)
         return True
